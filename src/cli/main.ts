@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+/**
+ * The `vmphys` command: dispatches to subcommands. Each subcommand lives in its own file.
+ */
+import { readFileSync } from 'node:fs';
+import { conformanceMain } from './conformance.js';
+import { ScriptRunner } from '../script/run.js';
+
+const USAGE = `usage: vmphys <command> [options]
+  run SCRIPT            run a vector script (golden README language); '-' reads stdin
+  conformance [DIR]     run every golden vector and compare byte for byte
+  boot [--map FILE | --ram SIZE] [--mode lazy|eager|both] [--json] [--svg FILE]
+  phys-free | phys-segs [--map FILE | --ram SIZE] [--mode lazy|eager]
+  replay FILE [--map FILE] [--mode lazy|eager] [--json]
+  stress --workers N --ops M [--drain] [--seed S] [--json]
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'run': {
+      const file = rest[0];
+      if (!file) {
+        process.stderr.write(USAGE);
+        return 2;
+      }
+      const text = readFileSync(file === '-' ? 0 : file, 'utf8');
+      const runner = new ScriptRunner();
+      process.stdout.write(runner.run(text));
+      return runner.errors > 0 ? 1 : 0;
+    }
+    case 'conformance':
+      return conformanceMain(rest);
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(USAGE);
+      return cmd === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`vmphys: unknown command '${cmd}'\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e) => {
+    process.stderr.write(`vmphys: ${(e as Error).stack ?? e}\n`);
+    process.exitCode = 70;
+  },
+);

@@ -1,0 +1,170 @@
+/**
+ * Contiguous allocation: vm_phys_alloc_contig, vm_phys_find_queues_contig and
+ * vm_phys_find_freelist_contig. Reads queues through VmPhys's decoded links (lazy runs included)
+ * and claims blocks with its primitives; owns no state of its own.
+ */
+import { ConstraintError, hex, RangeArgError, StateError } from './errors.js';
+import { CTL } from './layout.js';
+import { Pool } from './params.js';
+import type { VmPhys } from './vmphys.js';
+
+/** powerof2(x) as FreeBSD defines it: true for 0 too. */
+function powerOf2(x: number): boolean {
+  if (x === 0) return true;
+  if (!Number.isSafeInteger(x) || x < 0) return false;
+  // x & (x - 1) == 0, for numbers up to 2^53.
+  const hi = Math.floor(x / 4294967296);
+  const lo = x % 4294967296;
+  if (hi === 0) return (lo & (lo - 1)) === 0;
+  return lo === 0 && (hi & (hi - 1)) === 0;
+}
+
+/** vm_addr_ok(pa, size, alignment, boundary): aligned, and [pa, pa+size) in one boundary window. */
+export function addrOk(pa: number, size: number, alignment: number, boundary: number): boolean {
+  // vm_addr_align_ok: (pa & (alignment - 1)) == 0; alignment 0 therefore admits only pa 0.
+  if (alignment === 0) {
+    if (pa !== 0) return false;
+  } else if (alignment > 1 && pa % alignment !== 0) return false;
+  if (boundary === 0) return true;
+  return Math.floor(pa / boundary) === Math.floor((pa + size - 1) / boundary);
+}
+
+/**
+ * vm_phys_alloc_contig(domain, npages, low, high, alignment, boundary): the first page of a run
+ * of npages free pages with low ≤ pa, pa + size ≤ high, aligned, not crossing a boundary
+ * multiple, inside one segment of `domain`; or null (nothing changes). Segments are searched
+ * from the highest down; queue tables shared by merged segments are searched once.
+ */
+export function allocContig(
+  vm: VmPhys,
+  domain: number,
+  npages: number,
+  low: number,
+  high: number,
+  alignment: number,
+  boundary: number,
+): number | null {
+  if (vm.phase !== 2) throw new StateError('the allocator has not been started (call startup)');
+  if (!Number.isInteger(domain) || domain < 0 || domain >= vm.ndomains)
+    throw new RangeArgError('EDOMAIN', `domain ${domain} is outside 0..${vm.ndomains - 1}`);
+  if (!Number.isSafeInteger(npages) || npages < 1)
+    throw new RangeArgError('ENPAGES', `contig: npages ${npages} must be at least 1`);
+  if (!powerOf2(alignment)) throw new ConstraintError(`contig: alignment ${hex(alignment)} is not a power of two`);
+  if (!powerOf2(boundary)) throw new ConstraintError(`contig: boundary ${hex(boundary)} is not a power of two`);
+  if (!(low >= 0) || !(high >= 0)) throw new RangeArgError('ERANGE', 'contig: low and high must be non-negative');
+  if (low >= high) return null;
+  const size = npages * vm.pageSize;
+  let queues = -1;
+  let run = -1;
+  for (let s = vm.nsegs - 1; s >= 0; s--) {
+    if (vm.segStart[s] >= high || vm.segDomain[s] !== domain) continue;
+    if (low >= vm.segEnd[s]) break;
+    const paStart = low <= vm.segStart[s] ? vm.segStart[s] : low;
+    const paEnd = high < vm.segEnd[s] ? high : vm.segEnd[s];
+    if (paEnd - paStart < size) continue;
+    const q = vm.qIndex(domain, vm.segFlind[s], 0, 0);
+    if (q === queues) continue;
+    queues = q;
+    run = findQueuesContig(vm, q, npages, low, high, alignment, boundary);
+    if (run >= 0) break;
+  }
+  if (run < 0) return null;
+  // Claim the run: it is covered by whole free blocks, the last of which may overshoot.
+  const nOrd = vm.nOrd;
+  let m = run;
+  const end = run + npages;
+  while (m < end) {
+    const oind = vm.orderAt(m);
+    const pool = vm.poolAt(m);
+    vm.qRem(queues + pool * nOrd + oind, m);
+    vm.finishInitOnDemand(m, oind);
+    m += 1 << oind;
+  }
+  // Give back the overshoot [end, m) to DEFAULT at the head (vm_phys_enq_range, tail = 0).
+  let idx = end;
+  let left = m - end;
+  const qDef = queues + Pool.DEFAULT * nOrd;
+  while (left > 0) {
+    const order = 31 - Math.clz32(left & -left);
+    vm.qAdd(qDef + order, idx, order, Pool.DEFAULT, false);
+    idx += 1 << order;
+    left -= 1 << order;
+  }
+  return vm.paOf(run);
+}
+
+/**
+ * vm_phys_find_queues_contig: best-fit order first, pools from vm_default_freepool, queue order;
+ * for requests above the maximum block size, runs of max-order blocks.
+ */
+function findQueuesContig(
+  vm: VmPhys,
+  queues: number,
+  npages: number,
+  low: number,
+  high: number,
+  alignment: number,
+  boundary: number,
+): number {
+  const order = npages <= 1 ? 0 : 32 - Math.clz32(npages - 1); // flsl(npages - 1)
+  const size = npages * vm.pageSize;
+  const nOrd = vm.nOrd;
+  const dfp = vm.c.ctl[CTL.DEFAULT_FREEPOOL];
+  const head = vm.c.qHead;
+  for (let oind = order; oind < nOrd; oind++) {
+    for (let pind = dfp; pind < vm.nPool; pind++) {
+      const q = queues + pind * nOrd + oind;
+      let seg = -1;
+      for (let m = head[q]; m >= 0; m = vm.nextOf(m)) {
+        if (seg < 0 || m < vm.segFirst[seg] || m >= vm.segFirst[seg] + vm.segPages[seg]) seg = vm.segOfIdx(m);
+        const pa = vm.pa(m, seg);
+        if (low <= pa && pa + size <= high && addrOk(pa, size, alignment, boundary)) return m;
+      }
+    }
+  }
+  if (order < nOrd) return -1;
+  for (let pind = dfp; pind < vm.nPool; pind++) {
+    const m = findFreelistContig(vm, queues + pind * nOrd + vm.maxOrder, npages, low, high, alignment, boundary);
+    if (m >= 0) return m;
+  }
+  return -1;
+}
+
+/**
+ * vm_phys_find_freelist_contig: a run of consecutive free max-order blocks (any pool) starting
+ * at an aligned block. Reads `order` only at max-block-aligned pages (lazy heads decode).
+ */
+function findFreelistContig(
+  vm: VmPhys,
+  q: number,
+  npages: number,
+  low: number,
+  high: number,
+  alignment: number,
+  boundary: number,
+): number {
+  const maxOrder = vm.maxOrder;
+  const cp = vm.chunkPages;
+  const size = npages * vm.pageSize;
+  const maxSize = cp * vm.pageSize;
+  for (let m = vm.c.qHead[q]; m >= 0; m = vm.nextOf(m)) {
+    const seg = vm.segOfIdx(m);
+    const pa = vm.pa(m, seg);
+    const floor = Math.max(low, vm.segStart[seg]);
+    if (pa < floor) continue;
+    if (pa >= maxSize && pa - maxSize >= floor && vm.orderAt(m - cp) === maxOrder) continue;
+    const limit = Math.min(high, vm.segEnd[seg]);
+    let ret = m;
+    let rpa = pa;
+    while (!addrOk(rpa, size, alignment, boundary) && rpa + size <= limit && vm.orderAt(ret + cp) === maxOrder) {
+      ret += cp;
+      rpa += maxSize;
+    }
+    if (rpa + size > limit) continue;
+    let it = ret;
+    while (it < ret + npages && vm.orderAt(it) === maxOrder) it += cp;
+    if (it < ret + npages) continue;
+    return ret;
+  }
+  return -1;
+}
