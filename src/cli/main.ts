@@ -15,6 +15,9 @@ const USAGE = `usage: vmphys <command> [options]
   stress --workers N --ops M [--drain] [--seed S] [--json]
 `;
 
+/** Subcommands implemented in their own modules (src/cli/NAME.ts exporting main). */
+const SUBCOMMANDS = new Set(['boot', 'phys-free', 'phys-segs', 'replay', 'stress', 'viz', 'bench']);
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
@@ -37,9 +40,15 @@ async function main(argv: string[]): Promise<number> {
     case 'help':
       process.stdout.write(USAGE);
       return cmd === undefined ? 2 : 0;
-    default:
-      process.stderr.write(`vmphys: unknown command '${cmd}'\n${USAGE}`);
-      return 2;
+    default: {
+      // Every other subcommand lives in src/cli/<name>.ts and exports `main(args): Promise<number>`.
+      if (!/^[a-z][a-z-]*$/.test(cmd) || !SUBCOMMANDS.has(cmd)) {
+        process.stderr.write(`vmphys: unknown command '${cmd}'\n${USAGE}`);
+        return 2;
+      }
+      const mod = (await import(`./${cmd}.js`)) as { main(args: string[]): Promise<number> | number };
+      return mod.main(rest);
+    }
   }
 }
 

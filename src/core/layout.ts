@@ -28,7 +28,8 @@ export const CTL = {
   GENERATION: 23, // bumped by every mutation batch (for viewers)
   NRAWSEGS: 24, // segments added before init (== NSEGS until init merges)
   DRAINERS: 25, // workers currently draining
-  SIZE: 32,
+  INFLIGHT: 32, // 8 words: pages of lazy blocks a drainer holds off the queues, per domain
+  SIZE: 48,
 } as const;
 
 /** Float64 statistics words (`stats`), readable at any moment. */

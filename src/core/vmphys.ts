@@ -1117,6 +1117,48 @@ export class VmPhys {
     return done;
   }
 
+  /**
+   * Drainer protocol, step 1 (domain lock held): take the next lazy block of `domain` off its
+   * queue, in vm_phys_lazy_init_domain's order, and count its pages as in flight. Returns
+   * idx * 16 + order, or -1 when the domain has no lazy block left (initdone is then set).
+   * Step 2 is `finishInit(idx, order)`, which may run without the lock: nobody else can reach
+   * the block. Step 3 is `lazyPut` under the lock.
+   */
+  lazyTake(domain: number): number {
+    const ctl = this.c.ctl;
+    if (ctl[CTL.INITDONE + domain] !== 0) return -1;
+    const head = this.c.qHead;
+    for (let fl = 0; fl < this.nFl; fl++) {
+      const flind = ctl[CTL.FL_TO_FLIND + fl];
+      if (flind < 0) continue;
+      const qbase = this.qIndex(domain, flind, Pool.LAZYINIT, 0);
+      for (let oind = 0; oind < this.nOrd; oind++) {
+        const m = head[qbase + oind];
+        if (m < 0) continue;
+        this.qRem(qbase + oind, m);
+        ctl[CTL.INFLIGHT + domain] += 1 << oind;
+        return m * 16 + oind;
+      }
+    }
+    ctl[CTL.INITDONE + domain] = 1;
+    return -1;
+  }
+
+  /** Drainer protocol, step 3 (domain lock held): free the finished block into DEFAULT. */
+  lazyPut(domain: number, idx: number, order: number): void {
+    this.c.ctl[CTL.INFLIGHT + domain] -= 1 << order;
+    this.freePagesIdx(idx, Pool.DEFAULT, order, this.segOfIdx(idx));
+    this.c.stats[STAT.DRAIN_BLOCKS]++;
+    this.c.stats[STAT.DRAIN_PAGES] += 1 << order;
+  }
+
+  /** Mark the end of vm_phys_lazy_init: vm_default_freepool = DEFAULT (after all domains). */
+  finishLazyInit(): void {
+    for (let d = 0; d < this.ndomains; d++)
+      if (this.c.ctl[CTL.INITDONE + d] === 0) throw new StateError(`domain ${d} still has lazy memory`);
+    this.c.ctl[CTL.DEFAULT_FREEPOOL] = Pool.DEFAULT;
+  }
+
   /** Number of pages still in the LAZYINIT pool of a domain (all domains when omitted). */
   lazyPages(domain?: number): number {
     return domain === undefined ? this.counts().lazyinit : this.counts(domain).lazyinit;

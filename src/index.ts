@@ -1,0 +1,17 @@
+/**
+ * vmphys: FreeBSD's physical page allocator (vm_phys) with lazy page initialisation.
+ * The public face of the library: everything a user imports comes from here.
+ */
+export { addrOk, allocContig } from './core/contig.js';
+export * from './core/errors.js';
+export { CTL, META_BYTES_PER_PAGE, STAT } from './core/layout.js';
+export { amd64, arm64, FreeList, type FreeListId, Pool, type PoolId, type Profile, profileByName } from './core/params.js';
+export { physFree, physSegs, segsSummary } from './core/sysctl.js';
+export {
+  type FoundRange,
+  type PoolCounts,
+  type StartupMode,
+  VmPhys,
+  type VmPhysOptions,
+} from './core/vmphys.js';
+export { ScriptRunner } from './script/run.js';
