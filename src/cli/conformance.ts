@@ -5,6 +5,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { verify } from '../core/verify.js';
 import { ScriptRunner } from '../script/run.js';
 import { sharedData } from './paths.js';
 
@@ -22,7 +23,10 @@ export function runVector(dir: string, name: string): VectorResult {
   const expected = readFileSync(join(dir, `${name}.out`), 'utf8');
   let actual: string;
   try {
-    actual = new ScriptRunner().run(input);
+    const runner = new ScriptRunner();
+    actual = runner.run(input);
+    // Every vector must also leave the allocator consistent.
+    if (runner.vm) verify(runner.vm);
   } catch (e) {
     return { name, ok: false, ms: performance.now() - t0, detail: `crashed: ${(e as Error).stack}` };
   }

@@ -855,7 +855,7 @@ export class VmPhys {
     this.checkPool(pool);
     if (!Number.isInteger(npages) || npages < 1 || npages > this.chunkPages)
       throw new RangeArgError('ENPAGES', `npages ${npages} is outside 1..${this.chunkPages}`);
-    if (out.length < npages) throw new RangeArgError('ENPAGES', `output array holds ${out.length} < ${npages}`);
+    if (!Array.isArray(out) && out.length < npages) throw new RangeArgError('ENPAGES', `output array holds ${out.length} < ${npages}`);
     const idxOut = this.npagesScratch(npages);
     const got = this.allocNpagesIdx(domain, pool, npages, idxOut);
     let seg = -1;
