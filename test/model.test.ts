@@ -1,0 +1,325 @@
+/**
+ * Model-based tests (fast-check): random sequences of every operation, in both start-up modes,
+ * with partial drains and several domains, run against a reference model (the set of pages the
+ * caller holds). After every step: verify() (deep), conservation, and no page handed out twice.
+ * Size: VMPHYS_MODEL_RUNS (default 560 runs × up to 400 operations ≈ 10^5 per CI run); the
+ * nightly setting is VMPHYS_MODEL_RUNS=20000. The seed is printed by fast-check on failure.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { allocContig } from '../src/core/contig.js';
+import { VmPhysError } from '../src/core/errors.js';
+import { arm64, type Profile, Pool } from '../src/core/params.js';
+import { availPages, verify } from '../src/core/verify.js';
+import { type StartupMode, VmPhys } from '../src/core/vmphys.js';
+
+const RUNS = Number(process.env.VMPHYS_MODEL_RUNS ?? 560);
+
+interface Layout {
+  name: string;
+  profile?: Profile;
+  affinity?: Array<[number, number, number]>;
+  segs: Array<[number, number]>;
+  avail?: Array<[number, number]>;
+}
+
+const LAYOUTS: Layout[] = [
+  {
+    name: 'fc48m',
+    segs: [
+      [0x1000, 0x9f000],
+      [0x100000, 0x3000000],
+    ],
+  },
+  {
+    name: 'holes',
+    segs: [
+      [0x1000, 0x9f000],
+      [0x100000, 0x2345000],
+    ],
+    avail: [
+      [0x1000, 0x9f000],
+      [0x100000, 0x200000],
+      [0xa00000, 0x2345000],
+    ],
+  },
+  {
+    name: 'numa2',
+    affinity: [
+      [0, 0x1234000, 0],
+      [0x1234000, 0x4000000, 1],
+    ],
+    segs: [
+      [0x1000, 0x9f000],
+      [0x100000, 0x3800000],
+    ],
+  },
+  {
+    name: 'arm64',
+    profile: arm64,
+    segs: [
+      [0x40000000, 0x42000000],
+      [0x42400000, 0x42c13000],
+    ],
+  },
+];
+
+type Cmd =
+  | { t: 'alloc'; pool: number; order: number; domain: number }
+  | { t: 'flalloc'; fl: number; pool: number; order: number; domain: number }
+  | { t: 'npages'; pool: number; n: number; domain: number }
+  | { t: 'free'; k: number; halves: boolean }
+  | { t: 'contig'; n: number; align: number; bound: number; lo: number; hi: number; domain: number }
+  | { t: 'unfree'; f: number }
+  | { t: 'drain'; k: number }
+  | { t: 'bad'; kind: number; k: number };
+
+const pool = fc.constantFrom(Pool.DEFAULT, Pool.DIRECT);
+const cmd: fc.Arbitrary<Cmd> = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      t: fc.constant('alloc' as const),
+      pool,
+      order: fc.nat(12).map((o) => (o > 8 ? o : o % 4)),
+      domain: fc.nat(1),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      t: fc.constant('flalloc' as const),
+      fl: fc.nat(2),
+      pool,
+      order: fc.nat(6),
+      domain: fc.nat(1),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      t: fc.constant('npages' as const),
+      pool,
+      n: fc.integer({ min: 1, max: 300 }),
+      domain: fc.nat(1),
+    }),
+  },
+  { weight: 7, arbitrary: fc.record({ t: fc.constant('free' as const), k: fc.nat(), halves: fc.boolean() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      t: fc.constant('contig' as const),
+      n: fc.integer({ min: 1, max: 9000 }).map((n) => (n > 600 ? n : (n % 40) + 1)),
+      align: fc.nat(26),
+      bound: fc.nat(30),
+      lo: fc.double({ min: 0, max: 1, noNaN: true }),
+      hi: fc.double({ min: 0, max: 1, noNaN: true }),
+      domain: fc.nat(1),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ t: fc.constant('unfree' as const), f: fc.double({ min: 0, max: 1, noNaN: true }) }),
+  },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('drain' as const), k: fc.integer({ min: 1, max: 8 }) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('bad' as const), kind: fc.nat(7), k: fc.nat() }) },
+);
+
+interface Held {
+  pa: number;
+  pages: number;
+  order: number; // -1 for a contig run (freed with free_contig)
+  pool: number;
+}
+
+function build(l: Layout, mode: StartupMode): VmPhys {
+  const vm = new VmPhys({ profile: l.profile, shared: false });
+  for (const [a, b, d] of l.affinity ?? []) vm.addAffinity(a, b, d);
+  for (const [a, b] of l.segs) vm.addSeg(a, b);
+  for (const [a, b] of l.avail ?? []) vm.addAvail(a, b);
+  vm.init();
+  vm.startup(mode);
+  return vm;
+}
+
+function stateKey(vm: VmPhys): number {
+  let h = 0x811c9dc5;
+  for (const b of [
+    new Uint8Array(vm.c.buffer as ArrayBuffer),
+    vm.p.meta,
+    new Uint8Array(vm.p.linkBuffer as ArrayBuffer),
+  ])
+    for (let i = 0; i < b.length; i++) h = Math.imul(h ^ b[i], 0x01000193);
+  return h >>> 0;
+}
+
+let totalOps = 0;
+
+function runModel(l: Layout, mode: StartupMode, cmds: Cmd[]): void {
+  const vm = build(l, mode);
+  const start = availPages(vm);
+  const heldBits = new Uint8Array(vm.totalPages);
+  const live: Held[] = [];
+  let heldPages = 0;
+  const take = (pa: number, pages: number) => {
+    const idx = vm.paddrToPage(pa);
+    assert.ok(idx >= 0, `handed-out page ${pa.toString(16)} lies outside every segment`);
+    const seg = vm.segOfIdx(idx);
+    assert.ok(idx + pages <= vm.segFirst[seg] + vm.segPages[seg], 'handed-out block leaves its segment');
+    for (let i = idx; i < idx + pages; i++) {
+      assert.equal(heldBits[i], 0, `page ${vm.paOf(i).toString(16)} handed out twice`);
+      heldBits[i] = 1;
+    }
+    heldPages += pages;
+  };
+  const give = (pa: number, pages: number) => {
+    const idx = vm.paddrToPage(pa);
+    for (let i = idx; i < idx + pages; i++) heldBits[i] = 0;
+    heldPages -= pages;
+  };
+  for (const c of cmds) {
+    totalOps++;
+    const domain =
+      c.t === 'alloc' || c.t === 'flalloc' || c.t === 'npages' || c.t === 'contig' ? c.domain % vm.ndomains : 0;
+    switch (c.t) {
+      case 'alloc': {
+        const pa = vm.allocPages(domain, c.pool, c.order);
+        if (pa !== null) {
+          assert.equal(pa % (4096 * 2 ** c.order), 0, 'block aligned to its order');
+          take(pa, 2 ** c.order);
+          live.push({ pa, pages: 2 ** c.order, order: c.order, pool: c.pool });
+        }
+        break;
+      }
+      case 'flalloc': {
+        const fl = c.fl % vm.nFl;
+        const pa = vm.allocFreelistPages(domain, fl, c.pool, c.order);
+        if (pa !== null) {
+          take(pa, 2 ** c.order);
+          live.push({ pa, pages: 2 ** c.order, order: c.order, pool: c.pool });
+        }
+        break;
+      }
+      case 'npages': {
+        const out: number[] = [];
+        const got = vm.allocNpages(domain, c.pool, c.n, out);
+        for (let i = 0; i < got; i++) {
+          take(out[i], 1);
+          live.push({ pa: out[i], pages: 1, order: 0, pool: c.pool });
+        }
+        break;
+      }
+      case 'free': {
+        if (live.length === 0) break;
+        const i = c.k % live.length;
+        const b = live[i];
+        live[i] = live[live.length - 1];
+        live.pop();
+        if (b.order < 0) {
+          if (c.halves && b.pages > 1) {
+            const h = b.pages >> 1;
+            vm.freeContig(b.pa + h * 4096, b.pool, b.pages - h);
+            vm.freeContig(b.pa, b.pool, h);
+          } else vm.freeContig(b.pa, b.pool, b.pages);
+        } else if (c.halves && b.order > 0) {
+          vm.freePages(b.pa + (b.pages / 2) * 4096, b.pool, b.order - 1);
+          vm.freePages(b.pa, b.pool, b.order - 1);
+        } else vm.freePages(b.pa, b.pool, b.order);
+        give(b.pa, b.pages);
+        break;
+      }
+      case 'contig': {
+        const top = vm.segEnd[vm.nsegs - 1];
+        let lo = Math.floor((c.lo * top) / 4096) * 4096;
+        let hi = Math.floor((c.hi * top) / 4096) * 4096;
+        if (lo > hi) [lo, hi] = [hi, lo];
+        if (c.hi > 0.9) hi = 2 ** 50;
+        const align = 2 ** (12 + (c.align % 14));
+        const bound = c.bound < 18 ? 0 : 2 ** c.bound;
+        const pa = allocContig(vm, domain, c.n, lo, hi, align, bound);
+        if (pa !== null) {
+          assert.ok(pa >= lo && pa + c.n * 4096 <= hi, 'contig within [low, high)');
+          assert.equal(pa % align, 0, 'contig aligned');
+          if (bound)
+            assert.equal(Math.floor(pa / bound), Math.floor((pa + c.n * 4096 - 1) / bound), 'contig within boundary');
+          assert.equal(vm.segDomain[vm.segOfPa(pa)], domain, 'contig in the requested domain');
+          take(pa, c.n);
+          live.push({ pa, pages: c.n, order: -1, pool: Pool.DEFAULT });
+        }
+        break;
+      }
+      case 'unfree': {
+        const s = Math.min(vm.nsegs - 1, Math.floor(c.f * vm.nsegs));
+        const pages = vm.segPages[s];
+        const pa = vm.segStart[s] + Math.floor(((c.f * 977) % 1) * pages) * 4096;
+        const idx = vm.paddrToPage(pa);
+        const wasFree = heldBits[idx] === 0 && isAvail(vm, pa);
+        const r = vm.unfreePage(pa);
+        assert.equal(r, wasFree, `unfree ${pa.toString(16)} says ${r}`);
+        if (r) {
+          take(pa, 1);
+          live.push({ pa, pages: 1, order: 0, pool: Pool.DEFAULT });
+        }
+        break;
+      }
+      case 'drain':
+        vm.drainStep(c.k);
+        break;
+      case 'bad': {
+        const before = stateKey(vm);
+        const b = live.length ? live[c.k % live.length] : null;
+        const attempts: Array<() => unknown> = [
+          () => vm.allocPages(0, Pool.LAZYINIT, 0),
+          () => vm.allocPages(0, Pool.DEFAULT, 13),
+          () => vm.freePages((b ? b.pa : 0x1000) + 2048, Pool.DEFAULT, 0),
+          () => vm.freePages(vm.segEnd[vm.nsegs - 1] + 0x100000, Pool.DEFAULT, 0),
+          () => allocContig(vm, 0, 1, 0, 2 ** 40, 4096 * 3, 0),
+          () => vm.allocPages(vm.ndomains, Pool.DEFAULT, 0),
+          () => {
+            // Double free: free a free page (find one by asking unfree's opposite: a page no one holds).
+            for (let i = 0; i < vm.totalPages; i++)
+              if (heldBits[i] === 0 && isAvail(vm, vm.paOf(i))) return vm.freePages(vm.paOf(i), Pool.DEFAULT, 0);
+            throw new VmPhysError('EDOUBLEFREE', 'no free page to double-free');
+          },
+          () => vm.allocNpages(0, Pool.DIRECT, 0, []),
+        ];
+        assert.throws(attempts[c.kind % attempts.length], (e: unknown) => e instanceof VmPhysError);
+        assert.equal(stateKey(vm), before, 'a rejected call left state unchanged');
+        break;
+      }
+    }
+    verify(vm, { deep: true, heldPages });
+    assert.equal(vm.counts().total + heldPages, start, 'conservation');
+  }
+  // Teardown: give everything back, drain, and the machine is whole again.
+  for (const b of live) {
+    if (b.order < 0) vm.freeContig(b.pa, b.pool, b.pages);
+    else vm.freePages(b.pa, b.pool, b.order);
+  }
+  vm.drain();
+  verify(vm, { deep: true, heldPages: 0 });
+  assert.equal(vm.counts().total, start);
+  assert.equal(vm.counts().lazyinit, 0);
+}
+
+function isAvail(vm: VmPhys, pa: number): boolean {
+  for (const [a, b] of vm.availRanges()) if (pa >= a && pa < b) return true;
+  return false;
+}
+
+for (const mode of ['lazy', 'eager'] as const) {
+  for (const l of LAYOUTS) {
+    test(`model: ${l.name} ${mode}`, () => {
+      fc.assert(
+        fc.property(fc.array(cmd, { minLength: 1, maxLength: 400, size: 'max' }), (cmds) => runModel(l, mode, cmds)),
+        { numRuns: Math.max(1, Math.round(RUNS / (LAYOUTS.length * 2))) },
+      );
+    });
+  }
+}
+
+test('model: enough operations ran', () => {
+  assert.ok(totalOps >= Math.min(RUNS * 150, 100_000) * 0.5, `only ${totalOps} operations`);
+  console.log(`# model operations: ${totalOps}`);
+});
