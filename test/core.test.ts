@@ -48,7 +48,10 @@ describe('segments and init', () => {
     vm.init();
     // No DMA32 list (less than 64 GiB above 4 GiB): [16M,4G) and [4G,5G) share DEFAULT and merge.
     assert.equal(vm.nsegs, 2);
-    assert.deepEqual([vm.segStart[0], vm.segEnd[0], vm.segStart[1], vm.segEnd[1]], [0x100000, 16 * MiB, 16 * MiB, 5 * GiB]);
+    assert.deepEqual(
+      [vm.segStart[0], vm.segEnd[0], vm.segStart[1], vm.segEnd[1]],
+      [0x100000, 16 * MiB, 16 * MiB, 5 * GiB],
+    );
     assert.equal(vm.nfreelists, 2);
     assert.equal(vm.flindOf(0), 0);
     assert.equal(vm.flindOf(1), 0);
@@ -197,10 +200,14 @@ describe('lazy start-up touches metadata in proportion to segments, not RAM', ()
 
 describe('errors leave the allocator byte-identical', () => {
   const cases: Array<[string, string, (vm: VmPhys, live: number) => unknown]> = [
-    ['double free of an allocated block', 'EDOUBLEFREE', (vm, live) => {
-      vm.freePages(live, Pool.DEFAULT, 0);
-      vm.freePages(live, Pool.DEFAULT, 0);
-    }],
+    [
+      'double free of an allocated block',
+      'EDOUBLEFREE',
+      (vm, live) => {
+        vm.freePages(live, Pool.DEFAULT, 0);
+        vm.freePages(live, Pool.DEFAULT, 0);
+      },
+    ],
     ['free inside a free block', 'EDOUBLEFREE', (vm, live) => vm.freePages(live + 4096 * 2, Pool.DEFAULT, 0)],
     ['free of never-initialised lazy memory', 'EDOUBLEFREE', (vm) => vm.freePages(100 * MiB, Pool.DEFAULT, 0)],
     ['misaligned address for the order', 'EALIGN', (vm, live) => vm.freePages(live + 4096, Pool.DEFAULT, 3)],
@@ -227,7 +234,10 @@ describe('errors leave the allocator byte-identical', () => {
         // The first free is legitimate; compare the state after it.
         vm.freePages(live, Pool.DEFAULT, 0);
         const before = stateBytes(vm);
-        assert.throws(() => vm.freePages(live, Pool.DEFAULT, 0), (e: unknown) => e instanceof VmPhysError && e.code === code);
+        assert.throws(
+          () => vm.freePages(live, Pool.DEFAULT, 0),
+          (e: unknown) => e instanceof VmPhysError && e.code === code,
+        );
         assert.equal(stateBytes(vm), before);
         return;
       }
@@ -244,45 +254,73 @@ describe('errors leave the allocator byte-identical', () => {
 
 describe('verify catches corrupted state', () => {
   const corruptions: Array<[string, string, (vm: VmPhys) => void]> = [
-    ['a queue count off by one', '1', (vm) => {
-      const q = vm.qIndex(0, 0, Pool.DEFAULT, 0);
-      vm.c.qCount[q]++;
-    }],
-    ['a head with the wrong order', '2', (vm) => {
-      const q = vm.c.qHead.findIndex((h, i) => h >= 0 && i % 13 > 0);
-      const h = vm.c.qHead[q];
-      vm.p.meta[h] = (vm.p.meta[h] & 0xf0) | ((vm.p.meta[h] & 0x0f) - 1);
-    }],
-    ['a head with the wrong pool', '3', (vm) => {
-      const q = vm.c.qHead.findIndex((h) => h >= 0);
-      const h = vm.c.qHead[q];
-      vm.p.meta[h] ^= 0x30;
-    }],
-    ['a broken back link', '1', (vm) => {
-      const q = vm.c.qHead.findIndex((h, i) => h >= 0 && vm.c.qCount[i] > 1);
-      const second = vm.nextOf(vm.c.qHead[q]);
-      vm.p.prev[second] = -1;
-    }],
-    ['a stray free-head mark', '2', (vm) => {
-      const a = vm.allocPages(0, Pool.DEFAULT, 0) as number;
-      vm.p.meta[vm.paddrToPage(a)] = 0x80 | (1 << 4) | 0;
-    }],
-    ['a lazy queue left after the drain', '11', (vm) => {
-      vm.c.ctl[CTL.INITDONE] = 1;
-      vm.c.ctl[CTL.DEFAULT_FREEPOOL] = Pool.DEFAULT;
-      const q = vm.qIndex(0, 0, Pool.DEFAULT, 12);
-      // Move one DEFAULT max block into the lazy queue by hand.
-      const h = vm.c.qHead[q];
-      vm.qRem(q, h);
-      vm.qAdd(vm.qIndex(0, 0, Pool.LAZYINIT, 12), h, 12, Pool.LAZYINIT, true);
-    }],
+    [
+      'a queue count off by one',
+      '1',
+      (vm) => {
+        const q = vm.qIndex(0, 0, Pool.DEFAULT, 0);
+        vm.c.qCount[q]++;
+      },
+    ],
+    [
+      'a head with the wrong order',
+      '2',
+      (vm) => {
+        const q = vm.c.qHead.findIndex((h, i) => h >= 0 && i % 13 > 0);
+        const h = vm.c.qHead[q];
+        vm.p.meta[h] = (vm.p.meta[h] & 0xf0) | ((vm.p.meta[h] & 0x0f) - 1);
+      },
+    ],
+    [
+      'a head with the wrong pool',
+      '3',
+      (vm) => {
+        const q = vm.c.qHead.findIndex((h) => h >= 0);
+        const h = vm.c.qHead[q];
+        vm.p.meta[h] ^= 0x30;
+      },
+    ],
+    [
+      'a broken back link',
+      '1',
+      (vm) => {
+        const q = vm.c.qHead.findIndex((h, i) => h >= 0 && vm.c.qCount[i] > 1);
+        const second = vm.nextOf(vm.c.qHead[q]);
+        vm.p.link[2 * second + 1] = -1;
+      },
+    ],
+    [
+      'a stray free-head mark',
+      '2',
+      (vm) => {
+        const a = vm.allocPages(0, Pool.DEFAULT, 0) as number;
+        vm.p.meta[vm.paddrToPage(a)] = 0x80 | (1 << 4) | 0;
+      },
+    ],
+    [
+      'a lazy queue left after the drain',
+      '11',
+      (vm) => {
+        vm.c.ctl[CTL.INITDONE] = 1;
+        vm.c.ctl[CTL.DEFAULT_FREEPOOL] = Pool.DEFAULT;
+        const q = vm.qIndex(0, 0, Pool.DEFAULT, 12);
+        // Move one DEFAULT max block into the lazy queue by hand.
+        const h = vm.c.qHead[q];
+        vm.qRem(q, h);
+        vm.qAdd(vm.qIndex(0, 0, Pool.LAZYINIT, 12), h, 12, Pool.LAZYINIT, true);
+      },
+    ],
   ];
   for (const [what, inv, corrupt] of corruptions) {
     test(what, () => {
       const vm = machine('eager');
       verify(vm, { deep: true });
       corrupt(vm);
-      assert.throws(() => verify(vm, { deep: true }), (e: unknown) => e instanceof VmPhysError && e.code === 'EINVARIANT' && (e as { invariant?: string }).invariant === inv);
+      assert.throws(
+        () => verify(vm, { deep: true }),
+        (e: unknown) =>
+          e instanceof VmPhysError && e.code === 'EINVARIANT' && (e as { invariant?: string }).invariant === inv,
+      );
     });
   }
   test('conservation: a leaked page is reported', () => {

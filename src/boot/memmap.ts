@@ -7,7 +7,7 @@
 // documented on MemMap, or it throws MemMapError naming the file and (where one exists)
 // the 1-based line at fault. Any other exception is a bug in this file.
 
-/** Half-open byte range [start, end). Addresses are plain numbers, exact up to 2^53. */
+/** Half-open byte range [start, end). Addresses are safe integers (at most 2^53 - 1). */
 export interface MemRange {
   start: number;
   end: number;
@@ -27,7 +27,7 @@ export type MapFormat = 'iomem' | 'e820' | 'freebsd-chunks' | 'freebsd-smap' | '
  *
  * Invariants (checked before parseMemMap returns):
  * - `ram`: usable RAM, sorted, disjoint, merged where touching, page aligned (start rounded up,
- *   end rounded down), no empty ranges, every address <= 2^53.
+ *   end rounded down), no empty ranges, every address a safe integer (<= 2^53 - 1).
  * - `reserved`: ranges inside `ram` that the kernel holds at boot; page aligned outward (start
  *   rounded down, end rounded up) and then clipped to `ram`, sorted, disjoint, merged.
  * - `affinity`: NUMA ranges, sorted, disjoint, non-empty, same-domain touching ranges merged;
@@ -74,8 +74,8 @@ export class MemMapError extends Error {
 // Shared plumbing
 // ---------------------------------------------------------------------------------------
 
-/** Largest address a MemMap may hold: numbers are exact integers up to 2^53. */
-const ADDR_LIMIT = 2n ** 53n;
+/** Largest address a MemMap may hold: Number.MAX_SAFE_INTEGER (2^53 - 1). */
+const ADDR_LIMIT = BigInt(Number.MAX_SAFE_INTEGER);
 /** EFI page size, fixed by the UEFI spec whatever the kernel's page size. */
 const EFI_PAGE = 4096n;
 
@@ -125,9 +125,9 @@ function inclusive(ctx: Ctx, first: string, last: string, line: number): Span {
   return { start, end, line };
 }
 
-/** bigint address → number; addresses past 2^53 cannot be represented and are rejected. */
+/** bigint address → number; addresses past 2^53 - 1 are not safe integers and are rejected. */
 function toAddr(ctx: Ctx, v: bigint, line: number): number {
-  if (v > ADDR_LIMIT) fail(ctx, line, `address ${hex(v)} is beyond 2^53, which vmphys cannot represent`);
+  if (v > ADDR_LIMIT) fail(ctx, line, `address ${hex(v)} is beyond 2^53 - 1, the largest address vmphys can represent`);
   return Number(v);
 }
 
@@ -149,11 +149,7 @@ function normalizeRam(ctx: Ctx, spans: Span[], what: string): MemRange[] {
     const last = merged[merged.length - 1];
     if (last !== undefined && s.start < last.end) {
       const [early, late] = s.line > last.line ? [last, s] : [s, last];
-      fail(
-        ctx,
-        late.line,
-        `${what} range ${showSpan(late)} overlaps ${showSpan(early)} from line ${early.line}`,
-      );
+      fail(ctx, late.line, `${what} range ${showSpan(late)} overlaps ${showSpan(early)} from line ${early.line}`);
     }
     if (last !== undefined && s.start === last.end) last.end = s.end;
     else merged.push({ ...s });
@@ -230,9 +226,19 @@ function intersect(a: MemRange[], b: MemRange[]): MemRange[] {
   return out;
 }
 
-/** Does [start, end) lie inside one range of the sorted list? */
-function coveredBy(ranges: MemRange[], start: number, end: number): boolean {
-  return ranges.some((r) => r.start <= start && end <= r.end);
+/** Does [start, end) lie inside one range of the sorted, disjoint list? Binary search. */
+function coveredBy(ranges: readonly MemRange[], start: number, end: number): boolean {
+  let lo = 0;
+  let hi = ranges.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (ranges[mid].start <= start) {
+      found = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return found >= 0 && end <= ranges[found].end;
 }
 
 /**
@@ -289,8 +295,7 @@ const stripPrefix = (line: string): string => line.replace(LOG_PREFIX, '');
 // Kernels from 6.x on may print `System RAM` for `usable`, `device reserved` for `reserved`,
 // a size column before the type, and `[gap ...]` lines; older kernels (< 3.8) printed
 // `BIOS-e820: <16 hex> - <16 hex> (usable)` with an exclusive end.
-const E820_ROW =
-  /^(BIOS-e820|reserve setup_data|user): \[(mem|gap) 0x([0-9a-fA-F]{1,16})-0x([0-9a-fA-F]{1,16})\](.*)$/;
+const E820_ROW = /^(BIOS-e820|reserve setup_data|user): \[(mem|gap) 0x([0-9a-fA-F]{1,16})-0x([0-9a-fA-F]{1,16})\](.*)$/;
 const E820_OLD_ROW = /^(BIOS-e820|user): ([0-9a-fA-F]{16}) - ([0-9a-fA-F]{16}) \((.+)\)\s*$/;
 const E820_SIZE_COLUMN = /^\d+(?:\.\d+)? +[KMGTPE]?B +/;
 const E820_RAM_TYPES = new Set(['usable', 'System RAM', 'kernel usable RAM']);
@@ -314,8 +319,7 @@ const FBSD_TOTAL = /^(real|avail) memory\s*= (\d{1,20}) \((\d{1,20}) MB\)\s*$/;
 // FreeBSD `Physical memory chunk(s):` introduces either the phys_avail chunk list
 // (`0x<first> - 0x<last>, N bytes (P pages)`) or the early physmem summary
 // (`  0x<first> - 0x<last>,  M MB (  P pages)`); the first row tells which. Ends inclusive.
-const FBSD_CHUNK =
-  /^\s*0x([0-9a-fA-F]{1,16}) - 0x([0-9a-fA-F]{1,16}), (\d{1,20}) bytes \((\d{1,20}) pages\)\s*$/;
+const FBSD_CHUNK = /^\s*0x([0-9a-fA-F]{1,16}) - 0x([0-9a-fA-F]{1,16}), (\d{1,20}) bytes \((\d{1,20}) pages\)\s*$/;
 const FBSD_SUMMARY = /^\s*0x([0-9a-fA-F]{1,16}) - 0x([0-9a-fA-F]{1,16}), *(\d{1,20}) MB \( *(\d{1,20}) pages\)\s*$/;
 const FBSD_EXCLUDED =
   /^\s*0x([0-9a-fA-F]{1,16}) - 0x([0-9a-fA-F]{1,16}), *(\d{1,20}) MB \( *(\d{1,20}) pages\)((?: +(?:NoAlloc|NoDump))*) *$/;
@@ -341,7 +345,13 @@ const EFI_ROW =
  * phys_avail (EXFLAG_NOALLOC), so they are never allocatable and are not RAM here; all other
  * types (Reserved, MMIO, ACPI NVS, PalCode, PersistentMemory, ...) are ignored.
  */
-const EFI_RAM_TYPES = new Set(['LoaderCode', 'LoaderData', 'BootServicesCode', 'BootServicesData', 'ConventionalMemory']);
+const EFI_RAM_TYPES = new Set([
+  'LoaderCode',
+  'LoaderData',
+  'BootServicesCode',
+  'BootServicesData',
+  'ConventionalMemory',
+]);
 const EFI_KNOWN_TYPES = new Set([
   ...EFI_RAM_TYPES,
   'Reserved',
@@ -540,11 +550,7 @@ function scanLog(ctx: Ctx, lines: string[]): LogScan {
   const startTable = (kind: TableKind, line: number): Table => {
     const prev = scan.tables[kind];
     if (prev !== undefined) {
-      fail(
-        ctx,
-        line,
-        `a second ${TABLE_LABEL[kind]} (the first starts at line ${prev.line}); keep one boot per file`,
-      );
+      fail(ctx, line, `a second ${TABLE_LABEL[kind]} (the first starts at line ${prev.line}); keep one boot per file`);
     }
     const t: Table = { kind, line, rows: [] };
     scan.tables[kind] = t;
@@ -730,7 +736,12 @@ function assembleE820(ctx: Ctx, scan: LogScan): Parsed {
   }
   const rows = table.rows.filter((r) => !r.skip);
   const ramRows = rows.filter((r) => r.ram);
-  rejectConflicts(ctx, ramRows, rows.filter((r) => !r.ram), TABLE_LABEL[table.kind]);
+  rejectConflicts(
+    ctx,
+    ramRows,
+    rows.filter((r) => !r.ram),
+    TABLE_LABEL[table.kind],
+  );
   const ram = normalizeRam(ctx, ramRows, 'usable e820');
   if (ram.length === 0) fail(ctx, table.line, `the ${TABLE_LABEL[table.kind]} has no usable page of RAM`);
   return { ram, reserved: [], affinity: normalizeAffinity(ctx, scan.linuxSrat) };
@@ -801,7 +812,12 @@ function assembleSingleTable(ctx: Ctx, scan: LogScan, kind: 'smap' | 'efi'): Par
   const table = scan.tables[kind];
   if (table === undefined || table.rows.length === 0) fail(ctx, table?.line, `the ${TABLE_LABEL[kind]} has no entries`);
   const ramRows = table.rows.filter((r) => r.ram);
-  rejectConflicts(ctx, ramRows, table.rows.filter((r) => !r.ram), TABLE_LABEL[kind]);
+  rejectConflicts(
+    ctx,
+    ramRows,
+    table.rows.filter((r) => !r.ram),
+    TABLE_LABEL[kind],
+  );
   const ram = normalizeRam(ctx, ramRows, kind === 'smap' ? 'SMAP type 1' : 'EFI RAM');
   if (ram.length === 0) fail(ctx, table.line, `the ${TABLE_LABEL[kind]} has no usable page of RAM`);
   return { ram, reserved: [], affinity: normalizeAffinity(ctx, scan.fbsdSrat) };
@@ -904,7 +920,16 @@ function readJson(ctx: Ctx, src: string): JNode {
         continue;
       }
       const e = src[pos++];
-      const simple: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
+      const simple: Record<string, string> = {
+        '"': '"',
+        '\\': '\\',
+        '/': '/',
+        b: '\b',
+        f: '\f',
+        n: '\n',
+        r: '\r',
+        t: '\t',
+      };
       if (e !== undefined && e in simple) out += simple[e];
       else if (e === 'u' && /^[0-9a-fA-F]{4}$/.test(src.slice(pos, pos + 4))) {
         out += String.fromCharCode(Number.parseInt(src.slice(pos, pos + 4), 16));
@@ -1003,7 +1028,9 @@ function jsonRange(ctx: Ctx, node: JNode, what: string, withDomain: boolean): Af
     end = node.fields.get('end');
     domain = node.fields.get('domain');
   } else {
-    const shape = withDomain ? '[start, end, domain] or {"start", "end", "domain"}' : '[start, end] or {"start", "end"}';
+    const shape = withDomain
+      ? '[start, end, domain] or {"start", "end", "domain"}'
+      : '[start, end] or {"start", "end"}';
     fail(ctx, node.line, `${what} must be ${shape}`);
   }
   const s = jsonAddr(ctx, start, `${what} start`, node.line);
@@ -1042,15 +1069,16 @@ function parseJsonMap(ctx: Ctx, text: string): Parsed {
   const affSpans = list('affinity', false).map((n) => jsonRange(ctx, n, 'affinity range', true));
   const ram = normalizeRam(ctx, ramSpans, 'ram');
   if (ram.length === 0) fail(ctx, doc.fields.get('ram')?.line, '"ram" holds no whole page');
-  // Reserved ranges must lie inside the RAM as given (before page alignment).
-  const raw: Span[] = [];
-  for (const s of sortSpans(ramSpans)) {
+  // Reserved ranges must lie inside the RAM as given (before page alignment). normalizeRam
+  // has rejected overlaps and addresses past 2^53 - 1, so the merged spans convert exactly.
+  const raw: MemRange[] = [];
+  for (const r of sortSpans(ramSpans)) {
     const last = raw[raw.length - 1];
-    if (last !== undefined && s.start <= last.end) last.end = s.end > last.end ? s.end : last.end;
-    else raw.push({ ...s });
+    if (last !== undefined && Number(r.start) <= last.end) last.end = Math.max(last.end, Number(r.end));
+    else raw.push({ start: Number(r.start), end: Number(r.end) });
   }
   for (const r of resSpans) {
-    if (r.end > r.start && !raw.some((x) => x.start <= r.start && r.end <= x.end)) {
+    if (r.end > r.start && !coveredBy(raw, Number(r.start), Number(r.end))) {
       fail(ctx, r.line, `reserved range ${showSpan(r)} is not inside "ram"`);
     }
   }
@@ -1070,7 +1098,7 @@ function assertInvariants(map: MemMap, pageSize: number): void {
   const check = (ok: boolean, what: string): void => {
     if (!ok) throw new Error(`vmphys memmap internal error: ${what}`);
   };
-  const limit = 2 ** 53;
+  const limit = Number.MAX_SAFE_INTEGER;
   const sorted = (rs: MemRange[], touching: boolean): boolean =>
     rs.every(
       (r, i) =>
@@ -1100,7 +1128,10 @@ function assertInvariants(map: MemMap, pageSize: number): void {
     'affinity not sorted/disjoint',
   );
   const domains = new Set(map.affinity.map((a) => a.domain));
-  check([...domains].every((d) => d >= 0 && d < domains.size), 'affinity domains not dense');
+  check(
+    [...domains].every((d) => d >= 0 && d < domains.size),
+    'affinity domains not dense',
+  );
 }
 
 /**

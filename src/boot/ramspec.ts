@@ -25,7 +25,8 @@ export function parseSize(text: string): number {
     );
   }
   const bytes = BigInt(m[1]) * UNIT[(m[2] ?? '').toLowerCase()];
-  if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`size '${text}' is too large (over 2^53 - 1 bytes)`);
+  if (bytes > BigInt(Number.MAX_SAFE_INTEGER))
+    throw new RangeError(`size '${text}' is too large (over 2^53 - 1 bytes)`);
   return Number(bytes);
 }
 
@@ -51,7 +52,9 @@ const MAX_GUEST = 2 ** 52;
  */
 export function firecrackerMap(ramBytes: number): MemMap {
   if (!Number.isSafeInteger(ramBytes) || ramBytes <= MiB || ramBytes % (4 * KiB) !== 0 || ramBytes > MAX_GUEST) {
-    throw new RangeError(`Firecracker guest RAM must be a multiple of 4 KiB above 1 MiB and at most 2^52 bytes, got ${ramBytes}`);
+    throw new RangeError(
+      `Firecracker guest RAM must be a multiple of 4 KiB above 1 MiB and at most 2^52 bytes, got ${ramBytes}`,
+    );
   }
   const ram: MemRange[] = [
     { start: LOW_RAM_START, end: Math.floor(EBDA_START / 4096) * 4096 },

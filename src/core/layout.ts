@@ -43,7 +43,9 @@ export const STAT = {
   DRAIN_PAGES: 6,
   LOCK_ACQUIRES: 7,
   LOCK_CONTENDED: 8,
-  META_BYTES_TOUCHED: 9, // bytes of page metadata written (init + links)
+  META_BYTES_TOUCHED: 9, // bytes of page metadata written by initialisation
+  MAX_INIT_US: 10, // longest single on-demand initialisation, microseconds (wall clock)
+  ON_DEMAND_US: 11, // total time in on-demand initialisation, microseconds
   SIZE: 16,
 } as const;
 
@@ -77,10 +79,11 @@ export interface PageViews {
   readonly linkBuffer: ArrayBufferLike;
   /** State byte per page; 0 = never initialised. See `vmphys.ts` for the encoding. */
   readonly meta: Uint8Array;
-  /** Next link per page: -1 end of list, 0 implicit (lazy run), else index + 1. */
-  readonly next: Int32Array;
-  /** Previous link per page, same encoding. */
-  readonly prev: Int32Array;
+  /**
+   * Queue links, interleaved so that a head's two links share a cache line and a page:
+   * link[2i] = next, link[2i+1] = prev; -1 end of list, 0 implicit (lazy run), else index + 1.
+   */
+  readonly link: Int32Array;
 }
 
 /** Number of free queues for a profile: MAXMEMDOM × VM_NFREELIST × VM_NFREEPOOL × VM_NFREEORDER. */
@@ -172,7 +175,6 @@ export function pageViews(metaBuffer: ArrayBufferLike, linkBuffer: ArrayBufferLi
     metaBuffer,
     linkBuffer,
     meta: new Uint8Array(metaBuffer, 0, n),
-    next: new Int32Array(linkBuffer, 0, n),
-    prev: new Int32Array(linkBuffer, n * 4, n),
+    link: new Int32Array(linkBuffer, 0, 2 * n),
   };
 }

@@ -107,7 +107,8 @@ export function restore(bytes: Uint8Array, opts: { shared?: boolean } = {}): VmP
     if (bytes[i] !== MAGIC.charCodeAt(i)) throw new SnapshotError('not a vmphys snapshot (bad magic)');
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = dv.getUint32(8, true);
-  if (version !== VERSION) throw new SnapshotError(`snapshot format version ${version} is not supported (want ${VERSION})`);
+  if (version !== VERSION)
+    throw new SnapshotError(`snapshot format version ${version} is not supported (want ${VERSION})`);
   const prof = dv.getUint32(12, true);
   if (prof > 1) throw new SnapshotError(`snapshot names unknown profile ${prof}`);
   const profile = prof === 1 ? arm64 : amd64;

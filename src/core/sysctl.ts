@@ -23,7 +23,8 @@ export function physFree(vm: VmPhys): string {
       parts.push('--\n');
       for (let o = vm.nOrd - 1; o >= 0; o--) {
         parts.push(`  ${pad(o, 2)} (${pad(2 ** (kshift + o), 6)}K)`);
-        for (let pool = 0; pool < vm.nPool; pool++) parts.push(`  |  ${pad(vm.c.qCount[vm.qIndex(d, fl, pool, o)], 6)}`);
+        for (let pool = 0; pool < vm.nPool; pool++)
+          parts.push(`  |  ${pad(vm.c.qCount[vm.qIndex(d, fl, pool, o)], 6)}`);
         parts.push('\n');
       }
     }

@@ -96,7 +96,8 @@ export function verify(vm: VmPhys, opts: VerifyOptions = {}): VerifyReport {
             }
             if (vm.poolAt(m) !== pool) fail('3', `${where}: head ${hex(pa)} has pool ${vm.poolAt(m)}`);
             if ((pa / vm.pageSize) % 2 ** k !== 0) fail('4', `${where}: head ${hex(pa)} is not aligned`);
-            if (m + 2 ** k > vm.segFirst[s] + vm.segPages[s]) fail('5', `${where}: block ${hex(pa)} leaves its segment`);
+            if (m + 2 ** k > vm.segFirst[s] + vm.segPages[s])
+              fail('5', `${where}: block ${hex(pa)} leaves its segment`);
             if (vm.segDomain[s] !== d || vm.segFlind[s] !== f)
               fail('5', `${where}: block ${hex(pa)} lies in segment ${s} of another queue table`);
             if (nb === cap) {
@@ -142,7 +143,10 @@ export function verify(vm: VmPhys, opts: VerifyOptions = {}): VerifyReport {
     for (let d = 0; d < vm.ndomains; d++) inflight += ctl[CTL.INFLIGHT + d];
     const startPages = availPages(vm);
     if (freePages + inflight + opts.heldPages !== startPages)
-      fail('7', `free ${freePages} + in flight ${inflight} + held ${opts.heldPages} != ${startPages} pages enqueued at boot`);
+      fail(
+        '7',
+        `free ${freePages} + in flight ${inflight} + held ${opts.heldPages} != ${startPages} pages enqueued at boot`,
+      );
   }
   const deep = opts.deep ?? vm.totalPages <= 1 << 22;
   if (deep) {
@@ -158,7 +162,8 @@ export function verify(vm: VmPhys, opts: VerifyOptions = {}): VerifyReport {
         }
         const m = meta[i];
         if (m === 0) fail('12', `page ${hex(vm.pa(i, s))} is neither free nor initialised`);
-        if ((m & M_ORDER) !== vm.nOrd) fail('2', `page ${hex(vm.pa(i, s))} is marked as a free head but is on no queue`);
+        if ((m & M_ORDER) !== vm.nOrd)
+          fail('2', `page ${hex(vm.pa(i, s))} is marked as a free head but is on no queue`);
         i++;
       }
     }

@@ -33,8 +33,8 @@ import {
   StateError,
 } from './errors.js';
 import {
-  CTL,
   type ControlViews,
+  CTL,
   createControl,
   createPages,
   DEFAULT_MAX_RUNS,
@@ -44,7 +44,7 @@ import {
   SEGF,
   STAT,
 } from './layout.js';
-import { FreeList, Pool, type Profile, amd64 } from './params.js';
+import { amd64, FreeList, Pool, type Profile } from './params.js';
 
 /** Initialised bit of the meta byte. */
 export const M_INIT = 0x80;
@@ -100,6 +100,8 @@ export class VmPhys {
   segFlind: Int32Array;
   segAdj: Int32Array; // (startPfn - first) mod 2^32: (idx + adj) has the pfn's low bits
   private lastRun = 0;
+  /** Page index of the last enq_chunk look-ahead initialisation (start-up only). */
+  private lastLookAhead = -1;
 
   constructor(opts: VmPhysOptions = {}, control?: ControlViews, pages?: PageViews) {
     const profile = opts.profile ?? amd64;
@@ -519,20 +521,21 @@ export class VmPhys {
     runs[b + RUNF.NEXT] = -1;
     runs[b + RUNF.PREV] = -1;
     ctl[CTL.NRUNS] = r + 1;
-    // A look-ahead may have initialised this head; implicit heads must read 0.
-    if (this.p.meta[start] !== 0) this.p.meta[start] = 0;
+    // A look-ahead may have initialised this head; implicit heads must read 0. Only the last
+    // look-ahead can have reached it, so no fresh metadata page is read here.
+    if (this.lastLookAhead === start) this.p.meta[start] = 0;
     const tail = this.c.qTail[q];
     if (tail < 0) {
       this.c.qHead[q] = start;
     } else {
       // The queue's tail is the last chunk of the previous run on this queue (implicit).
       const pr = this.runOf(tail);
-      if (pr >= 0 && this.p.meta[tail] === 0 && this.p.next[tail] === 0) {
+      if (pr >= 0 && this.p.meta[tail] === 0 && this.p.link[2 * tail] === 0) {
         runs[pr * RUNF.SIZE + RUNF.NEXT] = r;
         runs[b + RUNF.PREV] = pr;
       } else {
-        this.p.next[tail] = start + 1;
-        this.p.prev[start] = tail + 1;
+        this.p.link[2 * tail] = start + 1;
+        this.p.link[2 * start + 1] = tail + 1;
       }
     }
     this.c.qTail[q] = end - this.chunkPages;
@@ -541,7 +544,7 @@ export class VmPhys {
 
   /** Decoded next link of a queued page (-1 at the end). */
   nextOf(idx: number): number {
-    const v = this.p.next[idx];
+    const v = this.p.link[2 * idx];
     if (v > 0) return v - 1;
     if (v < 0) return -1;
     const r = this.runOf(idx);
@@ -553,7 +556,7 @@ export class VmPhys {
   }
   /** Decoded previous link of a queued page (-1 at the head). */
   prevOf(idx: number): number {
-    const v = this.p.prev[idx];
+    const v = this.p.link[2 * idx + 1];
     if (v > 0) return v - 1;
     if (v < 0) return -1;
     const r = this.runOf(idx);
@@ -573,17 +576,17 @@ export class VmPhys {
     p.meta[idx] = M_INIT | (pool << 4) | order;
     if (tail) {
       const t = c.qTail[q];
-      p.next[idx] = -1;
-      p.prev[idx] = t + 1 || -1;
+      p.link[2 * idx] = -1;
+      p.link[2 * idx + 1] = t + 1 || -1;
       if (t < 0) c.qHead[q] = idx;
-      else p.next[t] = idx + 1;
+      else p.link[2 * t] = idx + 1;
       c.qTail[q] = idx;
     } else {
       const h = c.qHead[q];
-      p.prev[idx] = -1;
-      p.next[idx] = h + 1 || -1;
+      p.link[2 * idx + 1] = -1;
+      p.link[2 * idx] = h + 1 || -1;
       if (h < 0) c.qTail[q] = idx;
-      else p.prev[h] = idx + 1;
+      else p.link[2 * h + 1] = idx + 1;
       c.qHead[q] = idx;
     }
     c.qCount[q]++;
@@ -604,15 +607,15 @@ export class VmPhys {
       c.stats[STAT.CHUNKS_MATERIALIZED]++;
       c.stats[STAT.PAGES_INITIALIZED]++;
     } else {
-      const vn = p.next[idx];
-      const vp = p.prev[idx];
+      const vn = p.link[2 * idx];
+      const vp = p.link[2 * idx + 1];
       nx = vn > 0 ? vn - 1 : vn < 0 ? -1 : this.nextOf(idx);
       pv = vp > 0 ? vp - 1 : vp < 0 ? -1 : this.prevOf(idx);
     }
     if (pv < 0) c.qHead[q] = nx;
-    else p.next[pv] = nx + 1 || -1;
+    else p.link[2 * pv] = nx + 1 || -1;
     if (nx < 0) c.qTail[q] = pv;
-    else p.prev[nx] = pv + 1 || -1;
+    else p.link[2 * nx + 1] = pv + 1 || -1;
     p.meta[idx] = (m & ~M_ORDER) | this.nOrd;
     c.qCount[q]--;
   }
@@ -633,7 +636,10 @@ export class VmPhys {
     this.qAdd(qbase + order, idx, order, pool, tail);
     if (pool === Pool.LAZYINIT) {
       const nx = idx + (1 << order);
-      if (nx < this.segFirst[seg] + this.segPages[seg]) this.initPage(nx, Pool.LAZYINIT);
+      if (nx < this.segFirst[seg] + this.segPages[seg]) {
+        this.initPage(nx, Pool.LAZYINIT);
+        this.lastLookAhead = nx;
+      }
     }
   }
 
@@ -688,7 +694,10 @@ export class VmPhys {
       const stop = idx + nchunks * cp;
       if (pool === Pool.LAZYINIT && nchunks > 0) {
         this.addLazyRun(qbase + this.maxOrder, idx, stop);
-        if (stop < this.segFirst[seg] + this.segPages[seg]) this.initPage(stop, Pool.LAZYINIT);
+        if (stop < this.segFirst[seg] + this.segPages[seg]) {
+          this.initPage(stop, Pool.LAZYINIT);
+          this.lastLookAhead = stop;
+        }
         idx = stop;
       } else {
         while (idx + cp <= end) {
@@ -837,11 +846,16 @@ export class VmPhys {
       this.finishInit(idx, order);
       return;
     }
+    // Lazy blocks only: rare (at most once per block), so timing them costs nothing measurable.
+    const t0 = performance.now();
     this.finishInit(idx, order);
+    const us = (performance.now() - t0) * 1000;
     const st = this.c.stats;
     st[STAT.ON_DEMAND_INITS]++;
     st[STAT.ON_DEMAND_PAGES] += (1 << order) - 1;
+    st[STAT.ON_DEMAND_US] += us;
     if ((1 << order) - 1 > st[STAT.MAX_INIT_PAGES]) st[STAT.MAX_INIT_PAGES] = (1 << order) - 1;
+    if (us > st[STAT.MAX_INIT_US]) st[STAT.MAX_INIT_US] = us;
   }
 
   /**
@@ -855,7 +869,8 @@ export class VmPhys {
     this.checkPool(pool);
     if (!Number.isInteger(npages) || npages < 1 || npages > this.chunkPages)
       throw new RangeArgError('ENPAGES', `npages ${npages} is outside 1..${this.chunkPages}`);
-    if (!Array.isArray(out) && out.length < npages) throw new RangeArgError('ENPAGES', `output array holds ${out.length} < ${npages}`);
+    if (!Array.isArray(out) && out.length < npages)
+      throw new RangeArgError('ENPAGES', `output array holds ${out.length} < ${npages}`);
     const idxOut = this.npagesScratch(npages);
     const got = this.allocNpagesIdx(domain, pool, npages, idxOut);
     let seg = -1;
@@ -1214,7 +1229,8 @@ export class VmPhys {
       if (aff[i * 3] <= high && aff[i * 3 + 1] >= low) mask |= 1 << aff[i * 3 + 2];
     }
     if (prefer !== -1 && prefer >= 0 && prefer < 31 && (mask & (1 << prefer)) !== 0) return prefer;
-    if (mask === 0) throw new DomainError('EDOMAIN', `Impossible constraint: no domain has memory in ${hex(low)}..${hex(high)}`);
+    if (mask === 0)
+      throw new DomainError('EDOMAIN', `Impossible constraint: no domain has memory in ${hex(low)}..${hex(high)}`);
     return 31 - Math.clz32(mask & -mask);
   }
 
@@ -1240,7 +1256,8 @@ export class VmPhys {
    * (lazy: only heads; middle chunks implicit) or DEFAULT (eager: every page initialised).
    */
   startup(mode: StartupMode = 'lazy'): void {
-    if (this.phase !== 1) throw new StateError(this.phase === 0 ? 'init has not been called' : 'startup was already called');
+    if (this.phase !== 1)
+      throw new StateError(this.phase === 0 ? 'init has not been called' : 'startup was already called');
     const lazy = mode === 'lazy';
     const pool = lazy ? Pool.LAZYINIT : Pool.DEFAULT;
     const navail = this.c.ctl[CTL.NAVAIL];

@@ -1,0 +1,117 @@
+/**
+ * vm_page_startup in our terms (spec §3.2): from a MemMap to a started allocator. phys_avail is
+ * the map's RAM minus what the kernel holds at boot (the map's reserved lines and `reserve`
+ * ranges); segments are the RAM ranges (vm_phys_add_seg cuts them at 16 MiB / 4 GiB / NUMA
+ * boundaries); then init, the gap pages, the lazy or eager enqueue, and the blacklist (each
+ * entry through vm_phys_unfree_page, which drains its domain first, as FreeBSD does).
+ * Owned by boot; uses only the core's public API.
+ */
+import { hex } from '../core/errors.js';
+import { amd64, type Profile } from '../core/params.js';
+import { type StartupMode, VmPhys } from '../core/vmphys.js';
+import type { AffinityRange, MemMap, MemRange } from './memmap.js';
+
+/** Options of a boot. */
+export interface BootOptions {
+  mode: StartupMode;
+  profile?: Profile;
+  /** Extra ranges the kernel holds at boot (removed from phys_avail). */
+  reserve?: MemRange[];
+  /** Physical addresses to blacklist (vm.blacklist). */
+  blacklist?: number[];
+  shared?: boolean;
+}
+
+/** What happened during the boot, for the report. */
+export interface BootResult {
+  vm: VmPhys;
+  /** Notes about adjustments (NUMA ignored, gaps in SRAT coverage...). */
+  notes: string[];
+  /** Blacklisted pages actually removed from the free lists. */
+  blacklisted: number[];
+  availBytes: number;
+}
+
+/** Subtract sorted ranges `cut` from sorted ranges `from`. */
+export function subtractRanges(from: MemRange[], cut: MemRange[]): MemRange[] {
+  const out: MemRange[] = [];
+  const cuts = [...cut].sort((a, b) => a.start - b.start);
+  for (const r of from) {
+    let s = r.start;
+    for (const c of cuts) {
+      if (c.end <= s || c.start >= r.end) continue;
+      if (c.start > s) out.push({ start: s, end: c.start });
+      s = Math.max(s, c.end);
+    }
+    if (s < r.end) out.push({ start: s, end: r.end });
+  }
+  return out;
+}
+
+/**
+ * Affinity ranges made usable by vm_phys_create_seg: they must cover every RAM range without a
+ * gap. SRAT tables often leave the low megabyte or holes out; such RAM goes to the domain of
+ * the nearest covered range (said in a note). More domains than MAXMEMDOM disable NUMA, as
+ * FreeBSD's SRAT parser does.
+ */
+export function usableAffinity(map: MemMap, profile: Profile, notes: string[]): AffinityRange[] {
+  const aff = map.affinity;
+  if (aff.length === 0) return [];
+  const ndom = Math.max(...aff.map((a) => a.domain)) + 1;
+  if (ndom > profile.maxMemDom) {
+    notes.push(`${ndom} NUMA domains exceed MAXMEMDOM (${profile.maxMemDom}): NUMA disabled, as FreeBSD's SRAT parser does`);
+    return [];
+  }
+  if (ndom === 1) return [];
+  // Build a covering table: walk RAM, assign uncovered pieces to the nearest range's domain.
+  const out: AffinityRange[] = aff.map((a) => ({ ...a }));
+  const sorted = out.sort((a, b) => a.start - b.start);
+  for (const r of map.ram) {
+    for (const piece of subtractRanges([r], sorted)) {
+      let best = sorted[0];
+      for (const a of sorted) if (Math.abs(a.start - piece.start) < Math.abs(best.start - piece.start) || a.end <= piece.start) best = a;
+      notes.push(`RAM ${hex(piece.start)}-${hex(piece.end)} has no SRAT entry: given to domain ${best.domain}`);
+      sorted.push({ start: piece.start, end: piece.end, domain: best.domain });
+      sorted.sort((a, b) => a.start - b.start);
+    }
+  }
+  // Merge touching ranges of the same domain.
+  const merged: AffinityRange[] = [];
+  for (const a of sorted) {
+    const last = merged[merged.length - 1];
+    if (last && last.end === a.start && last.domain === a.domain) last.end = a.end;
+    else merged.push({ ...a });
+  }
+  return merged;
+}
+
+/**
+ * Boot a machine from a memory map: the allocator is ready (startup done, blacklist applied)
+ * when this returns. Throws the core's typed errors on impossible maps (e.g. too many segments).
+ */
+export function bootFromMap(map: MemMap, opts: BootOptions): BootResult {
+  const profile = opts.profile ?? amd64;
+  const notes: string[] = [];
+  const vm = new VmPhys({ profile, shared: opts.shared ?? true });
+  for (const a of usableAffinity(map, profile, notes)) vm.addAffinity(a.start, a.end, a.domain);
+  for (const r of map.ram) vm.addSeg(r.start, r.end);
+  const held = [...map.reserved, ...(opts.reserve ?? [])];
+  const avail = subtractRanges(map.ram, held);
+  let availBytes = 0;
+  // Only add explicit phys_avail when something is held; otherwise the segments are phys_avail.
+  if (held.length > 0) {
+    for (const r of avail) {
+      vm.addAvail(r.start, r.end);
+      availBytes += r.end - r.start;
+    }
+  } else for (const r of map.ram) availBytes += r.end - r.start;
+  vm.init();
+  vm.startup(opts.mode);
+  const blacklisted: number[] = [];
+  for (const pa of opts.blacklist ?? []) {
+    const page = Math.floor(pa / profile.pageSize) * profile.pageSize;
+    if (vm.paddrToPage(page) < 0) continue; // "page does not exist, no failure"
+    if (vm.unfreePage(page)) blacklisted.push(page);
+  }
+  return { vm, notes, blacklisted, availBytes };
+}

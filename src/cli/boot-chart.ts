@@ -1,0 +1,1 @@
+export function bootChart(_r: unknown[]): string { return "<svg/>"; }
