@@ -35,7 +35,13 @@ export function runVector(dir: string, name: string): VectorResult {
   const a = actual.split('\n');
   const b = expected.split('\n');
   for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    if (a[i] !== b[i]) return { name, ok: false, ms, detail: `line ${i + 1}: expected ${JSON.stringify(b[i])}, got ${JSON.stringify(a[i])}` };
+    if (a[i] !== b[i])
+      return {
+        name,
+        ok: false,
+        ms,
+        detail: `line ${i + 1}: expected ${JSON.stringify(b[i])}, got ${JSON.stringify(a[i])}`,
+      };
   }
   return { name, ok: false, ms, detail: 'differs' };
 }

@@ -3,8 +3,8 @@
  * The `vmphys` command: dispatches to subcommands. Each subcommand lives in its own file.
  */
 import { readFileSync } from 'node:fs';
-import { conformanceMain } from './conformance.js';
 import { ScriptRunner } from '../script/run.js';
+import { conformanceMain } from './conformance.js';
 
 const USAGE = `usage: vmphys <command> [options]
   run SCRIPT            run a vector script (golden README language); '-' reads stdin
@@ -51,6 +51,12 @@ async function main(argv: string[]): Promise<number> {
     }
   }
 }
+
+// A closed pipe (e.g. `vmphys phys-free | head`) ends the command quietly.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
 
 main(process.argv.slice(2)).then(
   (code) => {

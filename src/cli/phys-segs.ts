@@ -1,0 +1,6 @@
+/** `vmphys phys-segs [--map FILE | --ram SIZE]`: vm.phys_segs after a boot. */
+import { sysctlMain } from './phys-sysctl.js';
+
+export async function main(args: string[]): Promise<number> {
+  return sysctlMain('segs', args);
+}

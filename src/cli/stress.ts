@@ -1,0 +1,161 @@
+/**
+ * `vmphys stress --workers N --ops M [--drain] [--drainers K] [--pcpu] [--seed S] [--ram SIZE]
+ * [--duration MS] [--json]`: many worker threads as CPUs on one shared allocator, optionally with
+ * the vmlazyinit drainer running, then the end-of-run checks (conservation, no page held twice,
+ * verify). Exit status 0 when every check passes, 1 on a violation, 2 on bad usage.
+ * Owned by the workers layer (src/workers/*); the engine is src/workers/stress-run.ts.
+ */
+import { runStress, type StressReport } from '../workers/stress-run.js';
+
+const USAGE = `usage: vmphys stress --workers N --ops M [--drain] [--drainers K] [--pcpu] [--seed S]
+                     [--ram SIZE] [--duration MS] [--mix mixed|order0] [--profile amd64|arm64] [--json]
+  --ops M       total operations over all workers (default 100000)
+  --ram SIZE    end of the RAM segment, e.g. 256M, 1G, 4G (default 1G); map 0x1000-0x9f000, 1M-SIZE
+  --drain       run the vmlazyinit drainer while the workers run (--drainers K: K in parallel)
+  --pcpu        per-CPU order-0 page caches in the workers (off by default)
+  --duration MS run for MS milliseconds instead of a fixed number of operations
+`;
+
+/** Parse a size like 256M, 1G, 4GiB, 0x40000000 or 1073741824 (binary units). NaN when invalid. */
+export function parseRamSize(s: string): number {
+  const m = /^(0x[0-9a-f]+|\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(s.trim());
+  if (!m) return Number.NaN;
+  const base = m[1].toLowerCase().startsWith('0x') ? Number.parseInt(m[1], 16) : Number(m[1]);
+  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2].toLowerCase()] ?? Number.NaN;
+  return Math.round(base * mult);
+}
+
+function intArg(v: string | undefined, name: string, min: number): number {
+  const n = v === undefined ? Number.NaN : Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`${name} needs an integer ≥ ${min}, got '${v ?? ''}'`);
+  return n;
+}
+
+class UsageError extends Error {}
+
+/** Entry point used by the CLI dispatcher. */
+export async function main(args: string[]): Promise<number> {
+  let workers = 2;
+  let ops = 100000;
+  let drain = false;
+  let drainers = 1;
+  let pcpu = false;
+  let seed = 1;
+  let json = false;
+  let ram = 1024 ** 3;
+  let durationMs: number | undefined;
+  let mix: 'mixed' | 'order0' = 'mixed';
+  let profile: 'amd64' | 'arm64' = 'amd64';
+  try {
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i];
+      const v = () => args[++i];
+      switch (a) {
+        case '--workers':
+          workers = intArg(v(), a, 1);
+          break;
+        case '--ops':
+          ops = intArg(v(), a, 0);
+          break;
+        case '--drain':
+          drain = true;
+          break;
+        case '--drainers':
+          drainers = intArg(v(), a, 1);
+          drain = true;
+          break;
+        case '--pcpu':
+          pcpu = true;
+          break;
+        case '--seed':
+          seed = intArg(v(), a, 0);
+          break;
+        case '--json':
+          json = true;
+          break;
+        case '--duration':
+          durationMs = intArg(v(), a, 1);
+          break;
+        case '--ram': {
+          const s = v() ?? '';
+          ram = parseRamSize(s);
+          if (!Number.isSafeInteger(ram) || ram % 4096 !== 0 || ram <= 0x200000)
+            throw new UsageError(`--ram '${s}' must be a page-aligned size above 2M (e.g. 256M, 1G, 4G)`);
+          break;
+        }
+        case '--mix': {
+          const s = v();
+          if (s !== 'mixed' && s !== 'order0') throw new UsageError(`--mix must be mixed or order0, got '${s ?? ''}'`);
+          mix = s;
+          break;
+        }
+        case '--profile': {
+          const s = v();
+          if (s !== 'amd64' && s !== 'arm64') throw new UsageError(`--profile must be amd64 or arm64, got '${s ?? ''}'`);
+          profile = s;
+          break;
+        }
+        case '-h':
+        case '--help':
+          process.stdout.write(USAGE);
+          return 0;
+        default:
+          throw new UsageError(`unknown option '${a}'`);
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`vmphys stress: ${e.message}\n${USAGE}`);
+    return 2;
+  }
+  const r = await runStress({ workers, ops, drain, drainers, pcpu, seed, ram, durationMs, mix, profile });
+  if (json) process.stdout.write(`${JSON.stringify(toJson(r))}\n`);
+  else process.stdout.write(text(r));
+  for (const v of r.violations) process.stderr.write(`vmphys stress: VIOLATION: ${v}\n`);
+  return r.violations.length === 0 ? 0 : 1;
+}
+
+function toJson(r: StressReport) {
+  return {
+    workers: r.workers,
+    ops: r.ops,
+    opsPerSec: Math.round(r.opsPerSec),
+    durationMs: round(r.durationMs, 1),
+    allocs: r.allocs,
+    frees: r.frees,
+    failedAllocs: r.failedAllocs,
+    contigAllocs: r.contigAllocs,
+    drainMs: round(r.drainMs, 2),
+    drainers: r.drainers,
+    lockAcquires: r.lockAcquires,
+    lockContended: r.lockContended,
+    maxDrainerHoldUs: round(r.maxDrainerHoldUs, 1),
+    conservation: r.conservation,
+    perWorkerOps: r.perWorkerOps,
+    pcpu: r.pcpu,
+    seed: r.seed,
+    ramBytes: r.ramBytes,
+    ok: r.violations.length === 0,
+    violations: r.violations,
+  };
+}
+
+function round(x: number, d: number): number {
+  const f = 10 ** d;
+  return Math.round(x * f) / f;
+}
+
+function text(r: StressReport): string {
+  const c = r.conservation;
+  return [
+    `workers ${r.workers}, ops ${r.ops} in ${round(r.durationMs, 1)} ms (${Math.round(r.opsPerSec)} ops/s)${r.pcpu ? ', pcpu caches on' : ''}`,
+    `allocs ${r.allocs} (contig ${r.contigAllocs}), frees ${r.frees}, failed allocs ${r.failedAllocs}`,
+    `lock: ${r.lockAcquires} acquisitions, ${r.lockContended} contended`,
+    r.drainers > 0
+      ? `drain: ${r.drainers} drainer(s), ${round(r.drainMs, 2)} ms, longest lock hold ${round(r.maxDrainerHoldUs, 1)} µs`
+      : 'drain: off',
+    `conservation: free ${c.free} + in flight ${c.inFlight} + held ${c.held} = ${c.free + c.inFlight + c.held} / ${c.total} pages: ${c.ok ? 'ok' : 'VIOLATED'}`,
+    `checks: ${r.violations.length === 0 ? 'ok' : `${r.violations.length} violation(s)`}`,
+    '',
+  ].join('\n');
+}
