@@ -294,9 +294,10 @@ const stripPrefix = (line: string): string => line.replace(LOG_PREFIX, '');
 // Linux e820 tables. Entries are `[mem 0x<first>-0x<last>] <type>`, both ends inclusive.
 // Kernels from 6.x on may print `System RAM` for `usable`, `device reserved` for `reserved`,
 // a size column before the type, and `[gap ...]` lines; older kernels (< 3.8) printed
-// `BIOS-e820: <16 hex> - <16 hex> (usable)` with an exclusive end.
-const E820_ROW = /^(BIOS-e820|reserve setup_data|user): \[(mem|gap) 0x([0-9a-fA-F]{1,16})-0x([0-9a-fA-F]{1,16})\](.*)$/;
-const E820_OLD_ROW = /^(BIOS-e820|user): ([0-9a-fA-F]{16}) - ([0-9a-fA-F]{16}) \((.+)\)\s*$/;
+// ` BIOS-e820: <16 hex> - <16 hex> (usable)` (leading space) with an exclusive end.
+const E820_ROW =
+  /^\s*(BIOS-e820|reserve setup_data|user): \[(mem|gap) 0x([0-9a-fA-F]{1,16})-0x([0-9a-fA-F]{1,16})\](.*)$/;
+const E820_OLD_ROW = /^\s*(BIOS-e820|user): ([0-9a-fA-F]{16}) - ([0-9a-fA-F]{16}) \((.+)\)\s*$/;
 const E820_SIZE_COLUMN = /^\d+(?:\.\d+)? +[KMGTPE]?B +/;
 const E820_RAM_TYPES = new Set(['usable', 'System RAM', 'kernel usable RAM']);
 
@@ -391,9 +392,9 @@ const TABLE_LABEL: Record<TableKind, string> = {
 
 /** Which rows a table takes once open: a line it claims must parse as its row, or it is an error. */
 const TABLE_CLAIM: Record<TableKind, RegExp> = {
-  e820: /^BIOS-e820:/,
-  e820ext: /^reserve setup_data:/,
-  e820user: /^user:/,
+  e820: /^\s*BIOS-e820:/,
+  e820ext: /^\s*reserve setup_data:/,
+  e820user: /^\s*user:/,
   chunks: FBSD_ROW_KEY,
   summary: FBSD_ROW_KEY,
   excluded: FBSD_ROW_KEY,
@@ -403,9 +404,9 @@ const TABLE_CLAIM: Record<TableKind, RegExp> = {
 
 /** Keys that mark a row of a table even outside it; such a row must parse. */
 const STRONG_KEYS: ReadonlyArray<readonly [RegExp, TableKind]> = [
-  [/^BIOS-e820:/, 'e820'],
-  [/^reserve setup_data:/, 'e820ext'],
-  [/^user: (?:\[mem |[0-9a-fA-F]{16} - )/, 'e820user'],
+  [/^\s*BIOS-e820:/, 'e820'],
+  [/^\s*reserve setup_data:/, 'e820ext'],
+  [/^\s*user: (?:\[mem |[0-9a-fA-F]{16} - )/, 'e820user'],
   [/^SMAP type=/, 'smap'],
 ];
 
@@ -676,7 +677,7 @@ function scanLog(ctx: Ctx, lines: string[]): LogScan {
 
 const IOMEM_LINE = /^( *)([0-9a-fA-F]+)-([0-9a-fA-F]+) :(?: (.*))?$/;
 const E820_MARK =
-  /^(?:(?:e820: )?BIOS-provided physical RAM map:|extended physical RAM map:|user-defined physical RAM map:|BIOS-e820:|reserve setup_data:|user: \[mem )/;
+  /^(?:(?:e820: )?BIOS-provided physical RAM map:|extended physical RAM map:|user-defined physical RAM map:|\s*BIOS-e820:|\s*reserve setup_data:|\s*user: \[mem )/;
 const FBSD_MARK = /^(?:Physical memory chunk\(s\):|(?:real|avail) memory\s*=)/;
 
 /** First line that is neither blank nor a `#` comment (1-based), or undefined. */

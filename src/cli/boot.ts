@@ -164,7 +164,7 @@ export async function main(args: string[]): Promise<number> {
     return reports.every((r) => r.verified && r.failedAllocs === 0) ? 0 : 1;
   } catch (e) {
     const err = e as Error & { code?: string };
-    if (err instanceof UsageError || err.code) {
+    if (err instanceof UsageError || err instanceof RangeError || err.code) {
       process.stderr.write(`vmphys boot: ${err.message}\n`);
       if (err instanceof UsageError) process.stderr.write(`${USAGE}\n`);
       return 2;

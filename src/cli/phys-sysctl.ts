@@ -31,7 +31,7 @@ export function sysctlMain(which: 'free' | 'segs', args: string[]): number {
     return 0;
   } catch (e) {
     const err = e as Error & { code?: string };
-    if (err instanceof UsageError || err.code) {
+    if (err instanceof UsageError || err instanceof RangeError || err.code) {
       process.stderr.write(`vmphys phys-${which}: ${err.message}\n`);
       return 2;
     }

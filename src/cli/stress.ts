@@ -5,6 +5,7 @@
  * verify). Exit status 0 when every check passes, 1 on a violation, 2 on bad usage.
  * Owned by the workers layer (src/workers/*); the engine is src/workers/stress-run.ts.
  */
+import { parseSize } from '../boot/ramspec.js';
 import { runStress, type StressReport } from '../workers/stress-run.js';
 
 const USAGE = `usage: vmphys stress --workers N --ops M [--drain] [--drainers K] [--pcpu] [--seed S]
@@ -15,15 +16,6 @@ const USAGE = `usage: vmphys stress --workers N --ops M [--drain] [--drainers K]
   --pcpu        per-CPU order-0 page caches in the workers (off by default)
   --duration MS run for MS milliseconds instead of a fixed number of operations
 `;
-
-/** Parse a size like 256M, 1G, 4GiB, 0x40000000 or 1073741824 (binary units). NaN when invalid. */
-export function parseRamSize(s: string): number {
-  const m = /^(0x[0-9a-f]+|\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(s.trim());
-  if (!m) return Number.NaN;
-  const base = m[1].toLowerCase().startsWith('0x') ? Number.parseInt(m[1], 16) : Number(m[1]);
-  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2].toLowerCase()] ?? Number.NaN;
-  return Math.round(base * mult);
-}
 
 function intArg(v: string | undefined, name: string, min: number): number {
   const n = v === undefined ? Number.NaN : Number(v);
@@ -78,7 +70,11 @@ export async function main(args: string[]): Promise<number> {
           break;
         case '--ram': {
           const s = v() ?? '';
-          ram = parseRamSize(s);
+          try {
+            ram = parseSize(s);
+          } catch (e) {
+            throw new UsageError(`--ram: ${(e as Error).message}`);
+          }
           if (!Number.isSafeInteger(ram) || ram % 4096 !== 0 || ram <= 0x200000)
             throw new UsageError(`--ram '${s}' must be a page-aligned size above 2M (e.g. 256M, 1G, 4G)`);
           break;
