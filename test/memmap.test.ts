@@ -190,7 +190,8 @@ describe('shipped samples', () => {
       const size = machineBytes(name, text);
       const ratio = total(map.ram) / size;
       assert.ok(
-        ratio > 0.9 && ratio < 1.1,
+        // Chunk lists omit what the kernel took at boot (up to ~11 % on a 64 MiB board).
+        ratio > 0.85 && ratio < 1.1,
         `${name}: ${total(map.ram)} bytes of RAM is ${ratio.toFixed(3)} of ${size}`,
       );
     });
@@ -305,29 +306,30 @@ describe('FreeBSD boot output', () => {
     assert.deepEqual(map.reserved, []);
   });
 
-  test('arm64 verbose boot: RAM − reserved is exactly the chunk list', () => {
+  test('arm64 verbose boot: RAM is exactly the final chunk list, i.e. phys_avail', () => {
     const text = readSample('real/freebsd-arm64-lx2160a-honeycomb-64g.txt');
     const map = parseMemMap(text);
+    // vm_phys segments come from phys_avail: the vm_page array taken at boot
+    // ([0x2f154f3000, 0x2f78000000)) and the NoAlloc kernel lie outside every segment.
     assert.deepEqual(pairs(map.ram), [
       [0x80000000, 0xf6b27000], // the RuntimeServicesData page is NoAlloc
       [0xf6b28000, 0xfbd30000],
       [0xfbd40000, 0xfbe00000],
-      [0x2080000000, 0x2f78000000], // NoAlloc kernel at 0x2f78000000
+      [0x2080000000, 0x2f154f3000],
       [0x2f794f5000, 0x2f7ffe9000],
       [0x2f7ffee000, 0x2f7fff1000],
       [0x2f7fff9000, 0x2f7fffb000],
     ]);
-    // vm_page array and other boot-time allocations, 1.5 GiB below the kernel.
-    assert.deepEqual(pairs(map.reserved), [[0x2f154f3000, 0x2f78000000]]);
-    assert.equal(total(map.ram) - total(map.reserved), chunkBytes(text));
+    assert.deepEqual(pairs(map.reserved), []);
+    assert.equal(total(map.ram), chunkBytes(text));
   });
 
   test('riscv CRLF serial capture', () => {
     const text = readSample('real/freebsd-riscv64-bl808-m1s-64m.txt');
     assert.ok(text.includes('\r\n'), 'the sample is expected to use CRLF');
     const map = parseMemMap(text);
-    assert.deepEqual(pairs(map.ram), [[0x50579000, 0x54000000]]);
-    assert.deepEqual(pairs(map.reserved), [[0x53e86000, 0x54000000]]);
+    assert.deepEqual(pairs(map.ram), [[0x50579000, 0x53e86000]]);
+    assert.deepEqual(pairs(map.reserved), []);
     assert.deepEqual(parseMemMap(text.replaceAll('\r\n', '\n')), map);
   });
 

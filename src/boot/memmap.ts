@@ -805,7 +805,11 @@ function assembleFbsdChunks(ctx: Ctx, scan: LogScan): Parsed {
       );
     }
   }
-  return { ram, reserved: subtract(ram, avail), affinity };
+  // FreeBSD makes its vm_phys segments from phys_avail, i.e. this final chunk list: memory that
+  // vm_page_startup took (the vm_page array) or the kernel holds lies outside every segment and
+  // never gets a vm_page. So the chunk list is the RAM handed to the allocator; the summary was
+  // only used to check it.
+  return { ram: avail, reserved: [], affinity };
 }
 
 /** A one-table format (machdep.smap, EFI): RAM rows vs. the rest, no kernel information. */

@@ -5,7 +5,7 @@
  * API plus the trace replayer.
  */
 import { STAT } from '../core/layout.js';
-import { Pool } from '../core/params.js';
+import { Pool, type Profile } from '../core/params.js';
 import type { StartupMode } from '../core/vmphys.js';
 import { verify } from '../core/verify.js';
 import { parseTrace } from '../trace/parse.js';
@@ -18,6 +18,7 @@ import { bootFromMap } from './startup.js';
 export interface BootReport {
   mode: StartupMode;
   map: string;
+  profile: string;
   /** RAM handed to the allocator at boot: pages enqueued by vm_page_startup × page size. */
   ramBytes: number;
   segments: number;
@@ -55,6 +56,7 @@ export interface BootReport {
 export interface TimelineOptions {
   mode: StartupMode;
   mapName: string;
+  profile?: Profile;
   reserve?: MemRange[];
   blacklist?: number[];
   /** 'trace' (default when the trace file exists) or 'synthetic'. */
@@ -169,17 +171,22 @@ export async function runTimeline(map: MemMap, opts: TimelineOptions): Promise<B
   const late = opts.lateEvents ?? 50_000;
   const warm = opts.warmup ?? 50;
   for (let i = 0; i < warm; i++) {
-    const w = bootFromMap(firecrackerMap(16 * 1024 * 1024), { mode: opts.mode, shared: true }).vm;
+    const w = bootFromMap(firecrackerMap(16 * 1024 * 1024), { mode: opts.mode, profile: opts.profile, shared: true }).vm;
     const pa = w.allocPages(0, Pool.DEFAULT, 0);
     if (pa !== null) w.freePages(pa, Pool.DEFAULT, 0);
     w.drainStep(2);
   }
   // Lazy boots are cheap: also warm the paths of this very map's shape (segments, lists).
-  if (opts.mode === 'lazy') for (let i = 0; i < Math.min(warm, 5); i++) bootFromMap(map, { mode: 'lazy', shared: true });
+  if (opts.mode === 'lazy') for (let i = 0; i < Math.min(warm, 5); i++) bootFromMap(map, { mode: 'lazy', profile: opts.profile, shared: true });
   globalThis.gc?.();
   const rss0 = process.memoryUsage.rss();
   const t0 = performance.now();
-  const boot = bootFromMap(map, { mode: opts.mode, reserve: opts.reserve, blacklist: opts.blacklist });
+  const boot = bootFromMap(map, {
+    mode: opts.mode,
+    profile: opts.profile,
+    reserve: opts.reserve,
+    blacklist: opts.blacklist,
+  });
   const vm = boot.vm;
   const first = vm.allocPages(0, Pool.DEFAULT, 0);
   const tReady = performance.now();
@@ -240,6 +247,7 @@ export async function runTimeline(map: MemMap, opts: TimelineOptions): Promise<B
     return {
       mode: opts.mode,
       map: opts.mapName,
+      profile: vm.profile.name,
       ramBytes: boot.availBytes,
       segments: vm.nsegs,
       domains: vm.ndomains,

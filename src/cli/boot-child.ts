@@ -8,12 +8,24 @@ import { parseMemMap } from '../boot/memmap.js';
 import { firecrackerMap, sparseTerabyteMap } from '../boot/ramspec.js';
 import { runTimeline, type TimelineOptions } from '../boot/timeline.js';
 import type { MemMap } from '../boot/memmap.js';
+import { amd64, arm64, type Profile, profileByName } from '../core/params.js';
 
 export interface BootJob extends Omit<TimelineOptions, 'progress'> {
+  /** 'amd64', 'arm64' or 'auto' (arm64 when the map text has a UEFI memory map table). */
+  profileName?: string;
   mapFile?: string;
   ramBytes?: number;
   sparse1t?: boolean;
   progress?: boolean;
+}
+
+/**
+ * The platform profile for a map: explicit, or 'auto': arm64 when the text holds a UEFI memory
+ * map (FreeBSD prints one only on arm64), else amd64.
+ */
+export function jobProfile(name: string | undefined, mapText: string | undefined): Profile {
+  if (name && name !== 'auto') return profileByName(name);
+  return mapText && /\bConventionalMemory\b/.test(mapText) ? arm64 : amd64;
 }
 
 /** The memory map a job names. */
@@ -34,8 +46,10 @@ function bar(done: number, total: number): void {
 async function childMain(): Promise<void> {
   const job = JSON.parse(process.argv[2]) as BootJob;
   const map = jobMap(job);
+  const profile = jobProfile(job.profileName, job.mapFile ? readFileSync(job.mapFile, 'utf8') : undefined);
   const report = await runTimeline(map, {
     ...job,
+    profile,
     progress: job.progress && process.stderr.isTTY ? bar : undefined,
   });
   process.stdout.write(`${JSON.stringify(report)}\n`);

@@ -15,7 +15,8 @@ import { sharedData } from './paths.js';
 
 const USAGE = `usage: vmphys boot [--map FILE | --ram SIZE[,SIZE...] | --sparse-1t] [--mode lazy|eager|both]
                    [--json] [--svg FILE] [--reserve A-B,...] [--blacklist ADDR,...]
-                   [--workload trace|synthetic] [--events N] [--cold] [--in-process]
+                   [--workload trace|synthetic] [--events N] [--profile amd64|arm64|auto]
+                   [--cold] [--in-process]
 With no map, boots the embedded default: a Firecracker guest with 1 GiB of RAM.`;
 
 /** Parse "A-B,C-D" (hex or decimal) into ranges. */
@@ -64,7 +65,9 @@ async function runJob(job: BootJob, inProcess: boolean): Promise<BootReport> {
   if (inProcess) {
     const { jobMap } = await import('./boot-child.js');
     const { runTimeline } = await import('../boot/timeline.js');
-    return runTimeline(jobMap(job), { ...job, progress: undefined });
+    const { jobProfile } = await import('./boot-child.js');
+    const text = job.mapFile ? (await import('node:fs')).readFileSync(job.mapFile, 'utf8') : undefined;
+    return runTimeline(jobMap(job), { ...job, profile: jobProfile(job.profileName, text), progress: undefined });
   }
   const child = fileURLToPath(new URL('./boot-child.js', import.meta.url));
   const r = spawnSync(process.execPath, ['--expose-gc', '--max-old-space-size=8192', child, JSON.stringify(job)], {
@@ -80,7 +83,7 @@ async function runJob(job: BootJob, inProcess: boolean): Promise<BootReport> {
 export function bootTable(reports: BootReport[]): string {
   const rows: Array<[string, (r: BootReport) => string]> = [
     ['map', (r) => r.map],
-    ['mode', (r) => r.mode],
+    ['mode', (r) => `${r.mode} (${r.profile})`],
     ['RAM handed to the allocator', (r) => fmtBytes(r.ramBytes)],
     ['segments / domains', (r) => `${r.segments} / ${r.domains}`],
     ['ready (ms)', (r) => `${fmtMs(r.readyMs)}${r.warmupBoots ? '' : ' (cold)'}`],
@@ -114,7 +117,7 @@ export async function main(args: string[]): Promise<number> {
   let a: ReturnType<typeof parseArgs>;
   try {
     a = parseArgs(args, {
-      values: ['map', 'ram', 'mode', 'svg', 'reserve', 'blacklist', 'workload', 'events'],
+      values: ['map', 'ram', 'mode', 'svg', 'reserve', 'blacklist', 'workload', 'events', 'profile'],
       flags: ['json', 'in-process', 'sparse-1t', 'help', 'cold'],
     });
     if (a.flags.has('help')) {
@@ -140,6 +143,7 @@ export async function main(args: string[]): Promise<number> {
       blacklist,
       progress: !a.flags.has('json'),
       warmup: a.flags.has('cold') ? 0 : 50,
+      profileName: a.values.get('profile') ?? 'auto',
     };
     const jobs: BootJob[] = [];
     if (a.values.has('map')) {

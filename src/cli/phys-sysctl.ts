@@ -9,18 +9,20 @@ import { bootFromMap } from '../boot/startup.js';
 import { physFree, physSegs } from '../core/sysctl.js';
 import { parseArgs, UsageError } from './args.js';
 import { parseAddrs, parseRanges } from './boot.js';
+import { jobProfile } from './boot-child.js';
 
 export function sysctlMain(which: 'free' | 'segs', args: string[]): number {
   try {
-    const a = parseArgs(args, { values: ['map', 'ram', 'mode', 'reserve', 'blacklist'], flags: ['drain'] });
+    const a = parseArgs(args, { values: ['map', 'ram', 'mode', 'reserve', 'blacklist', 'profile'], flags: ['drain'] });
     const mode = a.values.get('mode') ?? 'lazy';
     if (mode !== 'lazy' && mode !== 'eager') throw new UsageError(`--mode must be lazy or eager`);
     const file = a.values.get('map');
-    const map = file
-      ? parseMemMap(readFileSync(file, 'utf8'), { file })
-      : firecrackerMap(parseSize(a.values.get('ram') ?? '1G'));
+    const text = file ? readFileSync(file, 'utf8') : undefined;
+    const map = text !== undefined ? parseMemMap(text, { file }) : firecrackerMap(parseSize(a.values.get('ram') ?? '1G'));
+    const profile = jobProfile(a.values.get('profile'), text);
     const { vm } = bootFromMap(map, {
       mode,
+      profile,
       reserve: a.values.has('reserve') ? parseRanges(a.values.get('reserve') as string, '--reserve') : [],
       blacklist: a.values.has('blacklist') ? parseAddrs(a.values.get('blacklist') as string, '--blacklist') : [],
       shared: false,
