@@ -96,7 +96,7 @@ function alloc(bytes: number, shared: boolean): ArrayBufferLike {
 }
 
 /** Default capacity of the lazy-run table (runs are phys_avail ∩ segment pieces plus splits). */
-export const DEFAULT_MAX_RUNS = 4096;
+export const DEFAULT_MAX_RUNS = 256;
 
 function controlSize(p: Profile, maxRuns: number) {
   const lockStride = p.cacheLineSize / 4;

@@ -113,7 +113,7 @@ export class VmPhys {
     this.pageSize = profile.pageSize;
     this.chunkPages = 1 << this.maxOrder;
     this.c = control ?? createControl(profile, opts.shared ?? true, opts.maxRuns ?? DEFAULT_MAX_RUNS);
-    this.p = pages ?? createPages(0, opts.shared ?? true);
+    this.p = pages ?? createPages(0, false);
     const n = profile.physSegMax;
     this.segStart = new Float64Array(n);
     this.segEnd = new Float64Array(n);
@@ -529,8 +529,15 @@ export class VmPhys {
       this.c.qHead[q] = start;
     } else {
       // The queue's tail is the last chunk of the previous run on this queue (implicit).
+      // During start-up nothing has been removed yet, so a tail that ends a run is implicit
+      // (no need to read its fresh metadata pages); later, read its state.
       const pr = this.runOf(tail);
-      if (pr >= 0 && this.p.meta[tail] === 0 && this.p.link[2 * tail] === 0) {
+      const implicit =
+        pr >= 0 &&
+        (this.c.ctl[CTL.PHASE] === 1
+          ? runs[pr * RUNF.SIZE + RUNF.END] - this.chunkPages === tail
+          : this.p.meta[tail] === 0 && this.p.link[2 * tail] === 0);
+      if (implicit) {
         runs[pr * RUNF.SIZE + RUNF.NEXT] = r;
         runs[b + RUNF.PREV] = pr;
       } else {
@@ -830,8 +837,9 @@ export class VmPhys {
         const q = base + pind * nOrd + oind;
         const m = head[q];
         if (m >= 0) {
+          if (pind === Pool.LAZYINIT) return this.stealLazy(q, m, oind, own, order, pool);
           this.qRem(q, m);
-          this.finishInitOnDemand(m, oind);
+          this.finishInit(m, oind);
           this.splitPages(m, oind, own, order, pool, true);
           return m;
         }
@@ -841,6 +849,32 @@ export class VmPhys {
   }
 
   /** finish_init on an allocation/free path, with instrumentation. */
+  /**
+   * The steal of a lazy block by vm_phys_alloc_freelist_pages: take it, finish its
+   * initialisation and split it. Timed as a whole: this is the pause an allocation sees when it
+   * has to initialise lazy memory (metadata page faults included).
+   */
+  private stealLazy(q: number, m: number, oind: number, own: number, order: number, pool: number): number {
+    const t0 = performance.now();
+    this.qRem(q, m);
+    this.finishInit(m, oind);
+    this.splitPages(m, oind, own, order, pool, true);
+    this.noteOnDemand(t0, oind);
+    return m;
+  }
+
+  /** Record one on-demand initialisation of a 2^order lazy block that started at t0 (ms). */
+  private noteOnDemand(t0: number, order: number): void {
+    const us = (performance.now() - t0) * 1000;
+    const st = this.c.stats;
+    st[STAT.ON_DEMAND_INITS]++;
+    st[STAT.ON_DEMAND_PAGES] += (1 << order) - 1;
+    st[STAT.ON_DEMAND_US] += us;
+    if ((1 << order) - 1 > st[STAT.MAX_INIT_PAGES]) st[STAT.MAX_INIT_PAGES] = (1 << order) - 1;
+    if (us > st[STAT.MAX_INIT_US]) st[STAT.MAX_INIT_US] = us;
+  }
+
+  /** finish_init on the other allocation/free paths, timing the initialisation itself. */
   finishInitOnDemand(idx: number, order: number): void {
     if (((this.p.meta[idx] >> 4) & 7) !== Pool.LAZYINIT || order === 0) {
       this.finishInit(idx, order);
@@ -849,13 +883,7 @@ export class VmPhys {
     // Lazy blocks only: rare (at most once per block), so timing them costs nothing measurable.
     const t0 = performance.now();
     this.finishInit(idx, order);
-    const us = (performance.now() - t0) * 1000;
-    const st = this.c.stats;
-    st[STAT.ON_DEMAND_INITS]++;
-    st[STAT.ON_DEMAND_PAGES] += (1 << order) - 1;
-    st[STAT.ON_DEMAND_US] += us;
-    if ((1 << order) - 1 > st[STAT.MAX_INIT_PAGES]) st[STAT.MAX_INIT_PAGES] = (1 << order) - 1;
-    if (us > st[STAT.MAX_INIT_US]) st[STAT.MAX_INIT_US] = us;
+    this.noteOnDemand(t0, order);
   }
 
   /**
