@@ -5,7 +5,16 @@
 export { addrOk, allocContig } from './core/contig.js';
 export * from './core/errors.js';
 export { CTL, META_BYTES_PER_PAGE, STAT } from './core/layout.js';
-export { amd64, arm64, FreeList, type FreeListId, Pool, type PoolId, type Profile, profileByName } from './core/params.js';
+export {
+  amd64,
+  arm64,
+  FreeList,
+  type FreeListId,
+  Pool,
+  type PoolId,
+  type Profile,
+  profileByName,
+} from './core/params.js';
 export { physFree, physSegs, segsSummary } from './core/sysctl.js';
 export {
   type FoundRange,

@@ -39,7 +39,9 @@ for (const name of names) {
       const a = actual.split('\n');
       const b = expected.split('\n');
       const i = a.findIndex((l, k) => l !== b[k]);
-      assert.fail(`${name}: first difference at output line ${i + 1}: expected ${JSON.stringify(b[i])}, got ${JSON.stringify(a[i])}`);
+      assert.fail(
+        `${name}: first difference at output line ${i + 1}: expected ${JSON.stringify(b[i])}, got ${JSON.stringify(a[i])}`,
+      );
     }
     assert.equal(runner.errors, 0);
     if (runner.vm) verify(runner.vm);

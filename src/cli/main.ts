@@ -2,7 +2,8 @@
 /**
  * The `vmphys` command: dispatches to subcommands. Each subcommand lives in its own file.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { restore, snapshot } from '../core/snapshot.js';
 import { ScriptRunner } from '../script/run.js';
 import { conformanceMain } from './conformance.js';
 
@@ -28,7 +29,12 @@ async function main(argv: string[]): Promise<number> {
         return 2;
       }
       const text = readFileSync(file === '-' ? 0 : file, 'utf8');
-      const runner = new ScriptRunner();
+      // `snapshot FILE` / `restore FILE` in scripts save and load allocator state.
+      const runner = new ScriptRunner({
+        snapshot: (vm, f) => writeFileSync(f, snapshot(vm)),
+        restore: (_vm, f) => restore(new Uint8Array(readFileSync(f)), { shared: false }),
+      });
+      runner.onError = (line, e) => process.stderr.write(`vmphys run: ${file}:${line}: ${e.code}: ${e.message}\n`);
       process.stdout.write(runner.run(text));
       return runner.errors > 0 ? 1 : 0;
     }

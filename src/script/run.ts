@@ -38,7 +38,8 @@ function parseFreelist(vm: VmPhys, tok: string | undefined): number {
   const names: Record<string, number> = { default: FreeList.DEFAULT, dma32: FreeList.DMA32, lowmem: FreeList.LOWMEM };
   if (tok === undefined) throw new ScriptError('ESYNTAX', 'missing FREELIST');
   const f = names[tok];
-  if (f === undefined || f >= vm.nFl) throw new ScriptError('EFREELIST', `free list '${tok}' does not exist on ${vm.profile.name}`);
+  if (f === undefined || f >= vm.nFl)
+    throw new ScriptError('EFREELIST', `free list '${tok}' does not exist on ${vm.profile.name}`);
   return f;
 }
 
@@ -69,6 +70,9 @@ export class ScriptRunner {
     return this.vm;
   }
 
+  /** Called for each failed line with (line number, error); the CLI prints FILE:LINE on stderr. */
+  onError?: (line: number, e: VmPhysError) => void;
+
   /** Run one line; returns its output (with trailing newline) or '' for comments. */
   exec(raw: string): string {
     this.line++;
@@ -79,6 +83,7 @@ export class ScriptRunner {
     } catch (e) {
       if (e instanceof VmPhysError) {
         this.errors++;
+        this.onError?.(this.line, e);
         return `error: ${e.code}: ${e.message}\n`;
       }
       throw e;
@@ -131,7 +136,8 @@ export class ScriptRunner {
         return `${segsSummary(vm)}END\n`;
       case 'startup': {
         want(1);
-        if (f[1] !== 'lazy' && f[1] !== 'eager') throw new ScriptError('ESYNTAX', `startup mode '${f[1]}' (lazy or eager)`);
+        if (f[1] !== 'lazy' && f[1] !== 'eager')
+          throw new ScriptError('ESYNTAX', `startup mode '${f[1]}' (lazy or eager)`);
         vm.startup(f[1]);
         return 'ok\n';
       }
