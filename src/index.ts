@@ -24,3 +24,8 @@ export {
   type VmPhysOptions,
 } from './core/vmphys.js';
 export { ScriptRunner } from './script/run.js';
+export { restore, snapshot } from './core/snapshot.js';
+export { availPages, type VerifyOptions, type VerifyReport, verify } from './core/verify.js';
+export { type AffinityRange, type MapFormat, type MemMap, MemMapError, type MemRange, parseMemMap } from './boot/memmap.js';
+export { firecrackerMap, parseSize, sparseTerabyteMap } from './boot/ramspec.js';
+export { type BootOptions, type BootResult, bootFromMap } from './boot/startup.js';
