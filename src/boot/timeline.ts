@@ -40,6 +40,8 @@ export interface BootReport {
   drainBlocks: number;
   /** Longest single drain step (one block, lock held in a shared setting). */
   maxDrainStepUs: number;
+  /** 99th percentile of drain step times. */
+  drainStepP99Us: number;
   totalMs: number;
   workload: string;
   workloadEvents: number;
@@ -72,6 +74,8 @@ export interface TimelineOptions {
    * 0 measures the cold first boot, JIT warm-up included.
    */
   warmup?: number;
+  /** Stop once the machine is ready (no workload, no drain): for start-up benchmarks. */
+  stopAtReady?: boolean;
   /** Called with (pages drained, pages to drain) while the drain runs. */
   progress?: (done: number, total: number) => void;
 }
@@ -165,6 +169,12 @@ function syntheticWorkload(vm: import('../core/vmphys.js').VmPhys, events: numbe
   };
 }
 
+function p99(a: Float64Array): number {
+  if (a.length === 0) return 0;
+  const s = Float64Array.from(a).sort();
+  return s[Math.min(s.length - 1, Math.floor(s.length * 0.99))];
+}
+
 /** Boot `map` in one mode and run the timeline. Times are wall clock in this process. */
 export async function runTimeline(map: MemMap, opts: TimelineOptions): Promise<BootReport> {
   const early = opts.earlyEvents ?? 50_000;
@@ -197,6 +207,11 @@ export async function runTimeline(map: MemMap, opts: TimelineOptions): Promise<B
   // The workload (prepared outside the timed region where it needs I/O).
   let workload: Workload;
   let wname: string = opts.workload;
+  if (opts.stopAtReady) {
+    workload = syntheticWorkload(vm, 0);
+    wname = 'none (stopped at ready)';
+    return finish(0, true);
+  }
   if (opts.workload === 'trace' && opts.traceFile) {
     const replayer = new TraceReplayer(vm, { sampleEvery: 0 });
     const tPrep = performance.now();
@@ -210,7 +225,7 @@ export async function runTimeline(map: MemMap, opts: TimelineOptions): Promise<B
   wname = `synthetic (${early + late} events)`;
   return finish(0);
 
-  function finish(excludedMs: number): BootReport {
+  function finish(excludedMs: number, atReady = false): BootReport {
     workload.run(0, early);
     const tAP = performance.now();
     const lazyTotal = vm.counts().lazyinit;
@@ -220,9 +235,10 @@ export async function runTimeline(map: MemMap, opts: TimelineOptions): Promise<B
     let drainMs = 0;
     let maxStep = 0;
     const timeline: Array<[number, number]> = [[0, lazyTotal]];
-    let done = vm.drained;
+    let done = vm.drained || atReady;
     let steps = 0;
-    while (!done || pos < end) {
+    const stepUs = new Float64Array(1 << 16);
+    while (!atReady && (!done || pos < end)) {
       if (pos < end) pos += workload.run(pos, Math.min(end, pos + 256));
       if (!done) {
         const s0 = performance.now();
@@ -230,6 +246,7 @@ export async function runTimeline(map: MemMap, opts: TimelineOptions): Promise<B
         const dt = performance.now() - s0;
         drainMs += dt;
         if (dt * 1000 > maxStep) maxStep = dt * 1000;
+        stepUs[steps & 0xffff] = dt * 1000;
         if (++steps % 16 === 0 || done) {
           drained = vm.counts().lazyinit;
           timeline.push([performance.now() - tAP, drained]);
@@ -240,7 +257,7 @@ export async function runTimeline(map: MemMap, opts: TimelineOptions): Promise<B
     const tEnd = performance.now();
     let verified = true;
     try {
-      verify(vm, { deep: false });
+      if (!atReady) verify(vm, { deep: false });
     } catch {
       verified = false;
     }
@@ -262,6 +279,7 @@ export async function runTimeline(map: MemMap, opts: TimelineOptions): Promise<B
       drainMs,
       drainBlocks: st[STAT.DRAIN_BLOCKS],
       maxDrainStepUs: maxStep,
+      drainStepP99Us: p99(stepUs.subarray(0, Math.min(steps, stepUs.length))),
       totalMs: tEnd - t0 - excludedMs,
       workload: wname,
       workloadEvents: Math.min(end, workload.length),

@@ -93,7 +93,7 @@ export function bootTable(reports: BootReport[]): string {
     ['on-demand chunk inits', (r) => String(r.onDemandInits)],
     ['longest init pause (µs)', (r) => r.maxInitPauseUs.toFixed(1)],
     ['drain (ms)', (r) => fmtMs(r.drainMs)],
-    ['longest drain step (µs)', (r) => r.maxDrainStepUs.toFixed(1)],
+    ['drain step p99 / max (µs)', (r) => `${r.drainStepP99Us.toFixed(1)} / ${r.maxDrainStepUs.toFixed(1)}`],
     ['total (ms)', (r) => fmtMs(r.totalMs)],
     ['workload', (r) => r.workload],
     ['failed allocations', (r) => String(r.failedAllocs)],
@@ -165,7 +165,8 @@ export async function main(args: string[]): Promise<number> {
     }
     if (a.flags.has('json')) process.stdout.write(`${JSON.stringify(reports, null, 2)}\n`);
     else process.stdout.write(bootTable(reports));
-    return reports.every((r) => r.verified && r.failedAllocs === 0) ? 0 : 1;
+    // Failed allocations are a result (a workload can need more RAM than the map has), not an error.
+    return reports.every((r) => r.verified) ? 0 : 1;
   } catch (e) {
     const err = e as Error & { code?: string };
     if (err instanceof UsageError || err instanceof RangeError || err.code) {
