@@ -100,6 +100,10 @@ export class VmPhys {
   segFlind: Int32Array;
   segAdj: Int32Array; // (startPfn - first) mod 2^32: (idx + adj) has the pfn's low bits
   private lastRun = 0;
+  /** One-entry cache of the last segment looked up (addresses and indices cluster). */
+  private lastSeg = 0;
+  /** 1 / PAGE_SIZE, exact (a power of two). */
+  readonly invPageSize: number;
   /** Page index of the last enq_chunk look-ahead initialisation (start-up only). */
   private lastLookAhead = -1;
 
@@ -111,6 +115,7 @@ export class VmPhys {
     this.nPool = profile.nFreePool;
     this.nFl = profile.nFreeList;
     this.pageSize = profile.pageSize;
+    this.invPageSize = 1 / profile.pageSize;
     this.chunkPages = 1 << this.maxOrder;
     this.c = control ?? createControl(profile, opts.shared ?? true, opts.maxRuns ?? DEFAULT_MAX_RUNS);
     this.p = pages ?? createPages(0, false);
@@ -155,8 +160,10 @@ export class VmPhys {
   pa(idx: number, seg: number): number {
     return this.segStart[seg] + (idx - this.segFirst[seg]) * this.pageSize;
   }
-  /** Segment of a page index (binary search over first indices). */
+  /** Segment of a page index (one-entry cache, then binary search over first indices). */
   segOfIdx(idx: number): number {
+    const c = this.lastSeg;
+    if (idx >= this.segFirst[c] && idx < this.segFirst[c + 1]) return c;
     let lo = 0;
     let hi = this.nsegs - 1;
     while (lo < hi) {
@@ -164,6 +171,7 @@ export class VmPhys {
       if (this.segFirst[mid] <= idx) lo = mid;
       else hi = mid - 1;
     }
+    this.lastSeg = lo;
     return lo;
   }
   /** Physical address of a page index. */
@@ -172,6 +180,8 @@ export class VmPhys {
   }
   /** vm_phys_lookup_segind + paddr_to_seg: the segment containing pa, or -1. */
   segOfPa(pa: number): number {
+    const c = this.lastSeg;
+    if (c < this.nsegs && pa >= this.segStart[c] && pa < this.segEnd[c]) return c;
     let lo = 0;
     let hi = this.nsegs;
     while (lo < hi) {
@@ -179,11 +189,15 @@ export class VmPhys {
       if (this.segEnd[mid] <= pa) lo = mid + 1;
       else hi = mid;
     }
-    return lo < this.nsegs && pa >= this.segStart[lo] ? lo : -1;
+    if (lo < this.nsegs && pa >= this.segStart[lo]) {
+      this.lastSeg = lo;
+      return lo;
+    }
+    return -1;
   }
   /** Page index of pa inside segment seg (vm_phys_seg_paddr_to_vm_page). */
   idxIn(seg: number, pa: number): number {
-    return this.segFirst[seg] + Math.floor((pa - this.segStart[seg]) / this.pageSize);
+    return this.segFirst[seg] + Math.floor((pa - this.segStart[seg]) * this.invPageSize);
   }
   /** vm_phys_paddr_to_vm_page: the page index of pa, or -1 outside every segment. */
   paddrToPage(pa: number): number {
@@ -208,6 +222,7 @@ export class VmPhys {
       this.segAdj[i] = (startPfn - this.segFirst[i]) | 0;
     }
     this.segFirst[n] = n > 0 ? this.segFirst[n - 1] + this.segPages[n - 1] : 0;
+    this.lastSeg = 0;
   }
 
   // ------------------------------------------------------------------ configuration (before init)
@@ -741,7 +756,8 @@ export class VmPhys {
   /** Segment of a page-aligned address, or a typed error. */
   private segForFree(pa: number, what: string): number {
     if (!Number.isSafeInteger(pa) || pa < 0) throw new SegmentError('ENOSEG', `${what}: ${pa} is not an address`);
-    if (pa % this.pageSize !== 0) throw new MisalignedError(`${what}: ${hex(pa)} is not page aligned`);
+    // ToInt32 keeps the low 32 bits of any safe integer, so the mask test is exact.
+    if ((pa & (this.pageSize - 1)) !== 0) throw new MisalignedError(`${what}: ${hex(pa)} is not page aligned`);
     const s = this.segOfPa(pa);
     if (s < 0) throw new SegmentError('ENOSEG', `${what}: ${hex(pa)} lies outside every segment`);
     return s;
@@ -775,12 +791,18 @@ export class VmPhys {
 
   /** Head of a free block of order > 0 that strictly contains page idx, or -1. */
   private insideFreeBlock(idx: number, seg: number): number {
+    const meta = this.p.meta;
     const first = this.segFirst[seg];
     const low = this.pfnLow(idx, seg);
-    for (let o = 1; o <= this.maxOrder; o++) {
+    const maxOrder = this.maxOrder;
+    for (let o = 1; o <= maxOrder; o++) {
       const h = idx - (low & ((1 << o) - 1));
       if (h < first) break;
-      if (h !== idx && this.orderAt(h) === o) return h;
+      if (h === idx) continue;
+      const m = meta[h];
+      if (m !== 0) {
+        if ((m & M_ORDER) === o) return h;
+      } else if (o === maxOrder && this.isImplicitHead(h)) return h;
     }
     return -1;
   }
