@@ -29,3 +29,4 @@ export { availPages, type VerifyOptions, type VerifyReport, verify } from './cor
 export { type AffinityRange, type MapFormat, type MemMap, MemMapError, type MemRange, parseMemMap } from './boot/memmap.js';
 export { firecrackerMap, parseSize, sparseTerabyteMap } from './boot/ramspec.js';
 export { type BootOptions, type BootResult, bootFromMap } from './boot/startup.js';
+export { type IdleDrain, type IdleDrainStats, startIdleDrain } from './core/idle-drain.js';

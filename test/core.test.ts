@@ -365,3 +365,30 @@ describe('snapshots', () => {
     assert.throws(() => restore(version), { code: 'ESNAPSHOT', message: /version/ });
   });
 });
+
+describe('idle drain', () => {
+  test('drains in slices, yields to the event loop between them, and finishes the lazy pool', async () => {
+    const { startIdleDrain } = await import('../src/core/idle-drain.js');
+    const vm = machine('lazy', 1 * GiB);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 0);
+    const stats = await startIdleDrain(vm, { sliceMs: 0.05 }).done;
+    clearInterval(timer);
+    assert.ok(stats.slices > 1, `${stats.slices} slices`);
+    assert.ok(ticks > 0, 'other timers ran while the drain was going on');
+    assert.equal(vm.counts().lazyinit, 0);
+    assert.equal(vm.drained, true);
+    verify(vm, { heldPages: 0 });
+  });
+  test('stop() ends the drain early and it can be resumed', async () => {
+    const { startIdleDrain } = await import('../src/core/idle-drain.js');
+    const vm = machine('lazy', 1 * GiB);
+    const d = startIdleDrain(vm, { sliceMs: 0.01 });
+    d.stop();
+    const s = await d.done;
+    assert.equal(s.stopped, true);
+    assert.ok(vm.counts().lazyinit > 0);
+    await startIdleDrain(vm).done;
+    assert.equal(vm.counts().lazyinit, 0);
+  });
+});
