@@ -13,7 +13,8 @@ const USAGE = `usage: vmphys <command> [options]
   boot [--map FILE | --ram SIZE] [--mode lazy|eager|both] [--json] [--svg FILE]
   phys-free | phys-segs [--map FILE | --ram SIZE] [--mode lazy|eager]
   replay FILE [--map FILE] [--mode lazy|eager] [--json]
-  stress --workers N --ops M [--drain] [--seed S] [--json]
+  stress --workers N --ops M [--drain] [--drainers K] [--pcpu] [--ram SIZE] [--seed S] [--json]
+  viz [--map FILE | --ram SIZE] [--port N]
 `;
 
 /** Subcommands implemented in their own modules (src/cli/NAME.ts exporting main). */

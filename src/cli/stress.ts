@@ -87,7 +87,8 @@ export async function main(args: string[]): Promise<number> {
         }
         case '--profile': {
           const s = v();
-          if (s !== 'amd64' && s !== 'arm64') throw new UsageError(`--profile must be amd64 or arm64, got '${s ?? ''}'`);
+          if (s !== 'amd64' && s !== 'arm64')
+            throw new UsageError(`--profile must be amd64 or arm64, got '${s ?? ''}'`);
           profile = s;
           break;
         }

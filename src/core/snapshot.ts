@@ -130,6 +130,9 @@ export function restore(bytes: Uint8Array, opts: { shared?: boolean } = {}): VmP
   }
   if (HEADER + controlBytes > bytes.length) throw new SnapshotError('snapshot is truncated (control block)');
   new Uint8Array(cbuf).set(bytes.subarray(HEADER, HEADER + controlBytes));
+  // A snapshot is taken with every domain lock held; the restored machine starts unlocked.
+  c.locks.fill(0);
+  c.ctl[CTL.DRAINERS] = 0;
   const pages = createPages(totalPages, shared);
   let off = HEADER + controlBytes;
   off = unsparse(bytes, off, new Uint8Array(pages.metaBuffer as ArrayBuffer));

@@ -1,0 +1,68 @@
+/**
+ * Sharing one allocator between threads without copying: `handleOf(vm)` gives a plain,
+ * postMessage-able description of the shared buffers, and `attach(handle)` in any worker builds
+ * a full VmPhys over the very same memory. Owned by the workers layer (src/workers/*).
+ */
+import { StateError } from '../core/errors.js';
+import { CTL, controlViews, pageViews } from '../core/layout.js';
+import { profileByName } from '../core/params.js';
+import { VmPhys } from '../core/vmphys.js';
+import { bindSync, syncOf } from './lock.js';
+
+/** Everything a thread needs to attach: buffers are shared, the rest are plain numbers. */
+export interface SharedHandle {
+  /** Platform profile name. */
+  readonly profile: 'amd64' | 'arm64';
+  /** The control buffer (queues, segments, lazy runs, lock words, counters). */
+  readonly control: SharedArrayBuffer;
+  /** One metadata byte per page. */
+  readonly meta: SharedArrayBuffer;
+  /** Two Int32 queue links per page. */
+  readonly link: SharedArrayBuffer;
+  readonly totalPages: number;
+  /** Capacity of the lazy-run table (fixes the control buffer's layout). */
+  readonly maxRuns: number;
+  /** The workers layer's sync buffer (liveness table, lock counters, start/stop flags). */
+  readonly sync: SharedArrayBuffer;
+}
+
+/**
+ * The shared handle of an initialised allocator (phase ≥ init). Throws StateError when `init`
+ * has not run (the page buffers do not exist yet) or the allocator was made with `shared: false`.
+ * Attach after `startup` (or run startup before any worker uses its attachment).
+ */
+export function handleOf(vm: VmPhys): SharedHandle {
+  if (vm.c.ctl[CTL.PHASE] < 1) throw new StateError('handleOf: call init() before sharing the allocator');
+  const { buffer } = vm.c;
+  const { metaBuffer, linkBuffer } = vm.p;
+  if (
+    !(buffer instanceof SharedArrayBuffer) ||
+    !(metaBuffer instanceof SharedArrayBuffer) ||
+    !(linkBuffer instanceof SharedArrayBuffer)
+  )
+    throw new StateError('handleOf: the allocator was created with shared: false');
+  return {
+    profile: vm.profile.name,
+    control: buffer,
+    meta: metaBuffer,
+    link: linkBuffer,
+    totalPages: vm.c.ctl[CTL.TOTAL_PAGES],
+    maxRuns: vm.c.maxRuns,
+    sync: syncOf(vm),
+  };
+}
+
+/**
+ * A full allocator over the handle's buffers (no copy). Every mutation is visible to every other
+ * attachment; callers must hold the domain lock around operations (use LockedVmPhys).
+ */
+export function attach(h: SharedHandle): VmPhys {
+  const profile = profileByName(h.profile);
+  const vm = new VmPhys(
+    { profile },
+    controlViews(profile, h.control, h.maxRuns),
+    pageViews(h.meta, h.link, h.totalPages),
+  );
+  bindSync(vm, h.sync);
+  return vm;
+}

@@ -1,0 +1,132 @@
+/**
+ * Per-CPU page caches, after FreeBSD's per-domain pgcache UMA zones (vm_page.c): each thread
+ * keeps, per (domain, pool), a stack of free order-0 pages it took from vm_phys in batches
+ * (`vm_phys_alloc_npages`, one lock hold per batch) and gives back in batches
+ * (`vm_phys_free_pages(m, pool, 0)`, one lock hold per batch), so order-0 traffic from many
+ * threads does not serialise on the domain lock. Optional and off by default; never used by the
+ * script runner or the golden vectors (it changes which addresses come back). Cached pages are
+ * allocated from vm_phys's point of view: conservation counts them as held until `flush()`.
+ * Owned by the workers layer (src/workers/*).
+ */
+import { DoubleFreeError, hex } from '../core/errors.js';
+import { M_ORDER } from '../core/vmphys.js';
+import type { LockedVmPhys } from './locked.js';
+
+/** Cache sizing. */
+export interface PcpuOptions {
+  /** Pages moved per refill or drain (default 64). */
+  batch?: number;
+  /** Pages a stack may hold; a free that fills it gives `batch` pages back (default 2 × batch). */
+  capacity?: number;
+}
+
+/** One thread's cache; not shared between threads. */
+export class PcpuCache {
+  readonly locked: LockedVmPhys;
+  readonly batch: number;
+  readonly capacity: number;
+  /** Refills and drains that took the lock. */
+  refills = 0;
+  drains = 0;
+  private readonly nPool: number;
+  private readonly stacks: Float64Array[];
+  private readonly counts: Int32Array;
+
+  constructor(locked: LockedVmPhys, opts: PcpuOptions = {}) {
+    this.locked = locked;
+    const vm = locked.vm;
+    this.batch = Math.max(1, Math.min(opts.batch ?? 64, vm.chunkPages));
+    this.capacity = Math.max(this.batch, opts.capacity ?? 2 * this.batch);
+    this.nPool = vm.nPool;
+    const n = locked.locks.ndomains * this.nPool;
+    this.stacks = [];
+    for (let i = 0; i < n; i++) this.stacks.push(new Float64Array(0));
+    this.counts = new Int32Array(n);
+  }
+
+  /**
+   * An order-0 page of `domain` in `pool` (DEFAULT or DIRECT): from the stack, else refill a
+   * batch under the lock. Returns the address, or -1 when the domain has no free page left.
+   */
+  alloc(domain: number, pool: number): number {
+    const k = domain * this.nPool + pool;
+    let n = this.counts[k];
+    if (n === 0) {
+      n = this.refill(domain, pool, k);
+      if (n === 0) return -1;
+    }
+    this.counts[k] = --n;
+    return this.stacks[k][n];
+  }
+
+  /**
+   * Give back one order-0 page allocated from `pool`. Cheap check only (an initialised page that
+   * is not a free head); full validation happens when the batch reaches vm_phys.
+   */
+  free(pa: number, pool: number): void {
+    const vm = this.locked.vm;
+    const s = vm.segOfPa(pa);
+    if (s < 0 || pa % vm.pageSize !== 0) {
+      this.locked.freePages(pa, pool, 0); // throws the core's typed error
+      return;
+    }
+    const m = vm.p.meta[vm.idxIn(s, pa)];
+    if (m === 0 || (m & M_ORDER) !== vm.nOrd) throw new DoubleFreeError(`pcpu free: page ${hex(pa)} is not allocated`);
+    const d = vm.segDomain[s];
+    const k = d * this.nPool + pool;
+    let st = this.stacks[k];
+    if (st.length === 0) st = this.stacks[k] = new Float64Array(this.capacity);
+    let n = this.counts[k];
+    st[n++] = pa;
+    this.counts[k] = n;
+    if (n >= this.capacity) this.give(d, pool, k, this.batch);
+  }
+
+  /** Give every cached page back to vm_phys; returns the number of pages returned. */
+  flush(): number {
+    let total = 0;
+    for (let d = 0; d < this.locked.locks.ndomains; d++)
+      for (let pool = 0; pool < this.nPool; pool++) {
+        const k = d * this.nPool + pool;
+        const n = this.counts[k];
+        if (n > 0) {
+          this.give(d, pool, k, n);
+          total += n;
+        }
+      }
+    return total;
+  }
+
+  /** Pages currently cached (all domains and pools). */
+  get pages(): number {
+    let n = 0;
+    for (let i = 0; i < this.counts.length; i++) n += this.counts[i];
+    return n;
+  }
+
+  private refill(domain: number, pool: number, k: number): number {
+    let st = this.stacks[k];
+    if (st.length === 0) st = this.stacks[k] = new Float64Array(this.capacity);
+    const got = this.locked.allocNpages(domain, pool, this.batch, st);
+    this.refills++;
+    this.counts[k] = got;
+    return got;
+  }
+
+  private give(d: number, pool: number, k: number, n: number): void {
+    const st = this.stacks[k];
+    const vm = this.locked.vm;
+    const L = this.locked.locks;
+    L.lock(d);
+    try {
+      let c = this.counts[k];
+      for (let i = 0; i < n; i++) {
+        this.counts[k] = --c; // a page the core rejects is dropped, and its error propagates
+        vm.freePages(st[c], pool, 0);
+      }
+    } finally {
+      L.unlock(d);
+    }
+    this.drains++;
+  }
+}

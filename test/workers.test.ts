@@ -1,0 +1,296 @@
+/**
+ * Tests of the workers layer: attach over shared buffers, the locked facade, the vmlazyinit
+ * drainer (single and parallel), per-CPU page caches, and the stress engine's end-of-run checks.
+ * Owned by the workers layer; only it may edit this file.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { describe, test } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import { StateError } from '../src/core/errors.js';
+import { CTL } from '../src/core/layout.js';
+import { Pool } from '../src/core/params.js';
+import { physFree } from '../src/core/sysctl.js';
+import { verify } from '../src/core/verify.js';
+import { VmPhys } from '../src/core/vmphys.js';
+import { attach, handleOf } from '../src/workers/attach.js';
+import { drainerMaxHoldUs, startDrainers } from '../src/workers/drainer.js';
+import { trackWorker } from '../src/workers/lock.js';
+import { LockedVmPhys } from '../src/workers/locked.js';
+import { PcpuCache } from '../src/workers/pcpu.js';
+import { buildMachine, checkHeld, runStress, type StressWorkerResult } from '../src/workers/stress-run.js';
+
+const PROBE = new URL('../src/workers/probe-worker.js', import.meta.url);
+const MiB = 1024 * 1024;
+
+function lazyTotal(vm: VmPhys): number {
+  return vm.counts().lazyinit;
+}
+
+describe('attach', () => {
+  test('a worker attached to the handle sees the same state, and its changes are ours', async () => {
+    const vm = buildMachine(256 * MiB);
+    const a = vm.allocPages(0, Pool.DEFAULT, 3);
+    assert.notEqual(a, null);
+    const before = vm.counts();
+    const h = handleOf(vm);
+    const w = new Worker(PROBE, { workerData: { action: 'inspect', handle: h } });
+    trackWorker(h.sync, w, vm.c.locks);
+    const exited = once(w, 'exit');
+    const [m] = (await once(w, 'message')) as [{ text: string; counts: typeof before; pa: number }];
+    await exited;
+    assert.deepEqual(m.counts, before);
+    assert.equal(vm.counts().total, before.total - 1, 'the worker allocated one page in our memory');
+    vm.freePages(m.pa, Pool.DEFAULT, 0); // it is an allocated page here too
+    vm.freePages(a as number, Pool.DEFAULT, 3);
+    assert.equal(vm.counts().total, before.total + 8);
+    verify(vm, { heldPages: 0 });
+  });
+
+  test('the worker sees exactly our vm.phys_free text', async () => {
+    const vm = buildMachine(128 * MiB);
+    vm.allocPages(0, Pool.DIRECT, 5);
+    const text = physFree(vm);
+    const h = handleOf(vm);
+    const w = new Worker(PROBE, { workerData: { action: 'inspect', handle: h } });
+    const [m] = (await once(w, 'message')) as [{ text: string }];
+    assert.equal(m.text, text);
+  });
+
+  test('attach in the same thread shares memory; handleOf refuses before init and unshared machines', () => {
+    const vm = buildMachine(64 * MiB);
+    const twin = attach(handleOf(vm));
+    const pa = twin.allocPages(0, Pool.DEFAULT, 0);
+    assert.notEqual(pa, null);
+    vm.freePages(pa as number, Pool.DEFAULT, 0);
+    assert.deepEqual(twin.counts(), vm.counts());
+    const fresh = new VmPhys();
+    fresh.addSeg(0x100000, 64 * MiB);
+    assert.throws(() => handleOf(fresh), StateError);
+    const unshared = new VmPhys({ shared: false });
+    unshared.addSeg(0x100000, 64 * MiB);
+    unshared.init();
+    assert.throws(() => handleOf(unshared), StateError);
+  });
+});
+
+describe('LockedVmPhys', () => {
+  test('find_range and unfree drain the domain with the lock dropped per block', () => {
+    const vm = buildMachine(512 * MiB);
+    const L = new LockedVmPhys(vm);
+    assert.ok(lazyTotal(vm) > 0);
+    const total = vm.counts().total;
+    const r = L.findRange(0, 0, 16, 0, 2 ** 40);
+    assert.ok(r !== null);
+    assert.equal(lazyTotal(vm), 0);
+    assert.equal(vm.c.ctl[CTL.INITDONE], 1);
+    assert.equal(vm.drained, false, 'only vm_phys_lazy_init moves vm_default_freepool');
+    assert.equal(vm.counts().total, total);
+    assert.equal(L.locks.acquires > 2, true);
+    assert.equal(L.unfreePage(0x4000000), true);
+    assert.equal(L.unfreePage(0x4000000), false);
+    assert.equal(vm.counts().total, total - 1);
+    verify(vm, { heldPages: 1 });
+  });
+
+  test('every operation leaves the lock free, also when the core throws', () => {
+    const vm = buildMachine(64 * MiB);
+    const L = new LockedVmPhys(vm);
+    const pa = L.allocPages(0, Pool.DEFAULT, 2) as number;
+    assert.throws(() => L.freePages(pa + 4096, Pool.DEFAULT, 2), /aligned/);
+    assert.equal(L.locks.owner(0), 0);
+    assert.throws(() => L.allocPages(3, Pool.DEFAULT, 0), /domain/);
+    assert.throws(() => L.freePages(0x7fff0000000, Pool.DEFAULT, 0));
+    assert.equal(L.locks.owner(0), 0);
+    L.freePages(pa, Pool.DEFAULT, 2);
+    const c = L.allocContig(0, 5, 0, 2 ** 40, 4096, 0) as number;
+    L.freeContig(c, Pool.DEFAULT, 5);
+    const out = new Float64Array(8);
+    assert.equal(L.allocNpages(0, Pool.DIRECT, 8, out), 8);
+    for (const a of out) L.freePages(a, Pool.DIRECT, 0);
+    assert.deepEqual(L.counts(), vm.counts());
+    verify(vm, { heldPages: 0 });
+  });
+});
+
+function twoDomains(): VmPhys {
+  const vm = new VmPhys();
+  vm.addAffinity(0, 512 * MiB, 0);
+  vm.addAffinity(512 * MiB, 1024 * MiB, 1);
+  vm.addSeg(0x1000, 0x9f000);
+  vm.addSeg(MiB, 1024 * MiB);
+  vm.init();
+  vm.startup('lazy');
+  return vm;
+}
+
+describe('two NUMA domains', () => {
+  test('operations take the lock of their domain (the argument, or the address segment)', () => {
+    const vm = twoDomains();
+    assert.equal(vm.ndomains, 2);
+    const L = new LockedVmPhys(vm);
+    const other = new LockedVmPhys(vm).locks; // same thread: taking a held lock is a LockError
+    const pa1 = L.allocPages(1, Pool.DEFAULT, 0) as number;
+    assert.equal(L.domainOfPa(pa1), 1);
+    other.lock(1);
+    assert.throws(() => L.allocPages(1, Pool.DEFAULT, 0), /not reentrant/);
+    assert.throws(() => L.freePages(pa1, Pool.DEFAULT, 0), /not reentrant/);
+    const pa0 = L.allocPages(0, Pool.DEFAULT, 0) as number; // domain 0 is free
+    L.freePages(pa0, Pool.DEFAULT, 0);
+    other.unlock(1);
+    L.freePages(pa1, Pool.DEFAULT, 0);
+    verify(vm, { heldPages: 0 });
+  });
+
+  test('the drainer drains both domains, then finishes lazy init', async () => {
+    const vm = twoDomains();
+    const total = vm.counts().total;
+    const d = startDrainers(handleOf(vm), { count: 2, warmRounds: 5 }, vm.c.locks);
+    await d.done;
+    assert.equal(vm.counts(0).lazyinit + vm.counts(1).lazyinit, 0);
+    assert.equal(vm.drained, true);
+    assert.equal(vm.counts().total, total);
+    verify(vm, { heldPages: 0 });
+  });
+});
+
+describe('drainer', () => {
+  test('one drainer worker empties the lazy pool, sets drained, same result as vm.drain()', async () => {
+    const vm = buildMachine(1024 * MiB);
+    const ref = buildMachine(1024 * MiB);
+    ref.drain();
+    const lazy = lazyTotal(vm);
+    const d = startDrainers(handleOf(vm), { count: 1, warmRounds: 5 }, vm.c.locks);
+    const [st] = await d.done;
+    assert.equal(lazyTotal(vm), 0);
+    assert.equal(vm.drained, true);
+    assert.equal(vm.c.ctl[CTL.INFLIGHT], 0);
+    assert.equal(st.pages, lazy);
+    assert.equal(st.finished, true);
+    assert.equal(physFree(vm), physFree(ref), 'the take/finish/put protocol drains like vm_phys_lazy_init');
+    assert.ok(st.maxHoldUs > 0 && drainerMaxHoldUs(handleOf(vm).sync) === st.maxHoldUs);
+    verify(vm, { heldPages: 0 });
+  });
+
+  test('three parallel drainers over one domain drain disjoint blocks; nothing is lost', async () => {
+    const vm = buildMachine(2048 * MiB);
+    const total = vm.counts().total;
+    const lazy = lazyTotal(vm);
+    const d = startDrainers(handleOf(vm), { count: 3, warmRounds: 5 }, vm.c.locks);
+    const sts = await d.done;
+    assert.equal(
+      sts.reduce((s, x) => s + x.pages, 0),
+      lazy,
+    );
+    assert.equal(sts.filter((x) => x.finished).length, 1, 'exactly one drainer ends vm_phys_lazy_init');
+    assert.equal(lazyTotal(vm), 0);
+    assert.equal(vm.drained, true);
+    assert.equal(vm.counts().total, total);
+    verify(vm, { heldPages: 0 });
+  });
+
+  test('the main thread drain path (LockedVmPhys.drain) also finishes lazy init', () => {
+    const vm = buildMachine(256 * MiB);
+    const L = new LockedVmPhys(vm);
+    const st = L.drain();
+    assert.equal(st.finished, true);
+    assert.equal(vm.drained, true);
+    assert.equal(lazyTotal(vm), 0);
+    assert.equal(st.holds, 2 * st.blocks + 1);
+  });
+});
+
+describe('per-CPU page caches', () => {
+  test('alloc and free through the cache, then flush returns every page', () => {
+    const vm = buildMachine(256 * MiB);
+    const start = vm.counts().total;
+    const L = new LockedVmPhys(vm);
+    const cache = new PcpuCache(L, { batch: 16 });
+    const held: number[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const pa = cache.alloc(0, i % 3 === 0 ? Pool.DIRECT : Pool.DEFAULT);
+      assert.ok(pa >= 0);
+      held.push(pa, i % 3 === 0 ? Pool.DIRECT : Pool.DEFAULT);
+    }
+    assert.equal(new Set(held.filter((_, k) => k % 2 === 0)).size, 1000, 'distinct pages');
+    assert.equal(vm.counts().total, start - 1000 - cache.pages);
+    for (let k = 0; k < held.length; k += 2) cache.free(held[k], held[k + 1]);
+    assert.ok(cache.pages > 0);
+    verify(vm, { heldPages: cache.pages });
+    const back = cache.flush();
+    assert.ok(back > 0);
+    assert.equal(cache.pages, 0);
+    assert.equal(vm.counts().total, start);
+    assert.ok(cache.refills < 200, 'pages come in batches');
+    verify(vm, { heldPages: 0 });
+  });
+
+  test('a free of a page that is not allocated is refused at once', () => {
+    const vm = buildMachine(64 * MiB);
+    const cache = new PcpuCache(new LockedVmPhys(vm));
+    const pa = vm.allocPages(0, Pool.DEFAULT, 0) as number;
+    vm.freePages(pa, Pool.DEFAULT, 0);
+    assert.throws(() => cache.free(pa, Pool.DEFAULT), /not allocated|free/);
+  });
+});
+
+describe('stress', () => {
+  test('2 workers, 50k ops, drainer running: conservation and every check hold', async () => {
+    const r = await runStress({ workers: 2, ops: 50000, drain: true, seed: 7, ram: 512 * MiB });
+    assert.deepEqual(r.violations, []);
+    assert.equal(r.conservation.ok, true);
+    assert.equal(r.ops, 50000);
+    assert.equal(r.allocs + r.frees + r.failedAllocs, 50000);
+    assert.equal(r.drainers, 1);
+    assert.ok(r.lockAcquires >= 50000);
+    assert.equal(r.conservation.free + r.conservation.inFlight + r.conservation.held, r.conservation.total);
+    assert.equal(r.vm.drained, true, 'the drainer finished vm_phys_lazy_init');
+    assert.equal(r.vm.counts().lazyinit, 0);
+    assert.equal(r.vm.c.ctl[CTL.INFLIGHT], 0);
+  });
+
+  test('the end-of-run checks catch a page held twice, a held page that is free, and a lost page', () => {
+    const vm = buildMachine(64 * MiB);
+    const start = vm.counts().total;
+    const a = vm.allocPages(0, Pool.DEFAULT, 2) as number;
+    const b = vm.allocPages(0, Pool.DEFAULT, 0) as number;
+    const fake = (index: number, addrs: number[], npages: number[]): StressWorkerResult =>
+      ({
+        index,
+        addrs: Float64Array.from(addrs),
+        npages: Int32Array.from(npages),
+        kinds: Uint8Array.from(addrs.map(() => Pool.DEFAULT)),
+      }) as StressWorkerResult;
+    const v1: string[] = [];
+    checkHeld(vm, [fake(0, [a], [4]), fake(1, [a + 4096], [1])], start, v1);
+    assert.match(v1.join(), /held twice \(workers 0 and 1\)/);
+    const v2: string[] = [];
+    checkHeld(vm, [fake(0, [a, b, b + 8 * 4096], [4, 1, 1])], start, v2);
+    assert.match(v2.join(), /also free/);
+    const v3: string[] = [];
+    checkHeld(vm, [fake(0, [a], [4])], start, v3); // page b is lost: nobody reports it
+    assert.match(v3.join(), /invariant 7/);
+  });
+
+  test('4 workers with per-CPU caches and 2 parallel drainers', async () => {
+    const r = await runStress({
+      workers: 4,
+      ops: 60000,
+      drain: true,
+      drainers: 2,
+      pcpu: true,
+      seed: 3,
+      ram: 256 * MiB,
+    });
+    assert.deepEqual(r.violations, []);
+    assert.equal(r.conservation.ok, true);
+    assert.ok(r.lockAcquires < 60000, 'order-0 traffic bypasses the lock');
+  });
+
+  test('a time-budgeted run stops every worker', async () => {
+    const r = await runStress({ workers: 3, durationMs: 200, pcpu: true, mix: 'order0', ram: 128 * MiB });
+    assert.deepEqual(r.violations, []);
+    assert.equal(r.perWorkerOps.length, 3);
+    assert.ok(r.perWorkerOps.every((n) => n > 0));
+  });
+});
