@@ -392,3 +392,33 @@ describe('idle drain', () => {
     assert.equal(vm.counts().lazyinit, 0);
   });
 });
+
+describe('snapshot restored in another worker', () => {
+  test('a worker restores the bytes and makes the same choices as the original', async () => {
+    const { Worker } = await import('node:worker_threads');
+    const vm = machine('lazy', 1 * GiB);
+    for (let i = 0; i < 20; i++) vm.allocPages(0, Pool.DIRECT, i % 4);
+    const bytes = snapshot(vm);
+    const snapUrl = new URL('../src/core/snapshot.js', import.meta.url).href;
+    const code = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      import(workerData.snapUrl).then(({ restore }) => {
+        const vm = restore(new Uint8Array(workerData.bytes), { shared: true });
+        const out = [];
+        for (let i = 0; i < 100; i++) out.push(vm.allocPages(0, 1, (i * 5) % 7));
+        vm.drain();
+        parentPort.postMessage({ out, counts: vm.counts() });
+      });`;
+    const w = new Worker(code, { eval: true, workerData: { bytes, snapUrl } });
+    const msg = await new Promise<{ out: Array<number | null>; counts: unknown }>((res, rej) => {
+      w.once('message', res);
+      w.once('error', rej);
+    });
+    await w.terminate();
+    const expected: Array<number | null> = [];
+    for (let i = 0; i < 100; i++) expected.push(vm.allocPages(0, Pool.DEFAULT, (i * 5) % 7));
+    vm.drain();
+    assert.deepEqual(msg.out, expected);
+    assert.deepEqual(msg.counts, vm.counts());
+  });
+});
