@@ -12,9 +12,9 @@ const USAGE = `usage: vmphys <command> [options]
   conformance [DIR]     run every golden vector and compare byte for byte
   boot [--map FILE | --ram SIZE] [--mode lazy|eager|both] [--json] [--svg FILE]
   phys-free | phys-segs [--map FILE | --ram SIZE] [--mode lazy|eager]
-  replay FILE [--map FILE] [--mode lazy|eager] [--json]
+  replay FILE [--map FILE] [--mode lazy|eager] [--json] [--svg FILE] [--limit N] [--sample N]
   stress --workers N --ops M [--drain] [--drainers K] [--pcpu] [--ram SIZE] [--seed S] [--json]
-  viz [--map FILE | --ram SIZE] [--port N]
+  viz [--map FILE | --ram SIZE] [--port N]   serve the live visualiser (prints its URL)
 `;
 
 /** Subcommands implemented in their own modules (src/cli/NAME.ts exporting main). */
