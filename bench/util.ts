@@ -13,7 +13,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseTrace } from '../src/trace/parse.js';
 
@@ -68,21 +68,9 @@ export function machineInfo(): MachineInfo {
   };
 }
 
-/** The repository root: the nearest directory above this file holding package.json. */
-export function repoRoot(from: string = fileURLToPath(import.meta.url)): string {
-  let d = dirname(from);
-  while (!existsSync(join(d, 'package.json'))) {
-    const up = dirname(d);
-    if (up === d) throw new Error('cannot find the repository root (package.json)');
-    d = up;
-  }
-  return d;
-}
+export { repoRoot, sharedData } from '../src/cli/paths.js';
 
-/** `<repo>/../shared/data/<parts>` (or `$VMPHYS_SHARED/data/<parts>`). */
-export function sharedData(...parts: string[]): string {
-  return join(process.env.VMPHYS_SHARED ?? resolve(repoRoot(), '..', 'shared'), 'data', ...parts);
-}
+import { sharedData } from '../src/cli/paths.js';
 
 /** The shared trace every replay benchmark uses. */
 export function sharedTrace(): string {

@@ -2,8 +2,20 @@
  * vmphys: FreeBSD's physical page allocator (vm_phys) with lazy page initialisation.
  * The public face of the library: everything a user imports comes from here.
  */
+
+export {
+  type AffinityRange,
+  type MapFormat,
+  type MemMap,
+  MemMapError,
+  type MemRange,
+  parseMemMap,
+} from './boot/memmap.js';
+export { firecrackerMap, parseSize, sparseTerabyteMap } from './boot/ramspec.js';
+export { type BootOptions, type BootResult, bootFromMap } from './boot/startup.js';
 export { addrOk, allocContig } from './core/contig.js';
 export * from './core/errors.js';
+export { type IdleDrain, type IdleDrainStats, startIdleDrain } from './core/idle-drain.js';
 export { CTL, META_BYTES_PER_PAGE, STAT } from './core/layout.js';
 export {
   amd64,
@@ -15,7 +27,9 @@ export {
   type Profile,
   profileByName,
 } from './core/params.js';
+export { restore, snapshot } from './core/snapshot.js';
 export { physFree, physSegs, segsSummary } from './core/sysctl.js';
+export { availPages, type VerifyOptions, type VerifyReport, verify } from './core/verify.js';
 export {
   type FoundRange,
   type PoolCounts,
@@ -24,9 +38,3 @@ export {
   type VmPhysOptions,
 } from './core/vmphys.js';
 export { ScriptRunner } from './script/run.js';
-export { restore, snapshot } from './core/snapshot.js';
-export { availPages, type VerifyOptions, type VerifyReport, verify } from './core/verify.js';
-export { type AffinityRange, type MapFormat, type MemMap, MemMapError, type MemRange, parseMemMap } from './boot/memmap.js';
-export { firecrackerMap, parseSize, sparseTerabyteMap } from './boot/ramspec.js';
-export { type BootOptions, type BootResult, bootFromMap } from './boot/startup.js';
-export { type IdleDrain, type IdleDrainStats, startIdleDrain } from './core/idle-drain.js';

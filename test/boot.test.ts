@@ -18,8 +18,12 @@ import { Pool } from '../src/core/params.js';
 import { availPages, verify } from '../src/core/verify.js';
 
 const maps = [
-  ...readdirSync(sharedData('memmaps')).filter((f) => f.endsWith('.txt')).map((f) => sharedData('memmaps', f)),
-  ...readdirSync(sharedData('memmaps', 'real')).filter((f) => f.endsWith('.txt')).map((f) => sharedData('memmaps', 'real', f)),
+  ...readdirSync(sharedData('memmaps'))
+    .filter((f) => f.endsWith('.txt'))
+    .map((f) => sharedData('memmaps', f)),
+  ...readdirSync(sharedData('memmaps', 'real'))
+    .filter((f) => f.endsWith('.txt'))
+    .map((f) => sharedData('memmaps', 'real', f)),
 ];
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
@@ -95,16 +99,31 @@ test('a timed boot reports consistent fields (in process, synthetic workload)', 
 });
 
 test('vmphys boot --json prints one object per mode with the documented fields', () => {
-  const out = execFileSync(process.execPath, [cli, 'boot', '--ram', '128M', '--json', '--workload', 'synthetic', '--events', '1000'], {
-    encoding: 'utf8',
-  });
+  const out = execFileSync(
+    process.execPath,
+    [cli, 'boot', '--ram', '128M', '--json', '--workload', 'synthetic', '--events', '1000'],
+    {
+      encoding: 'utf8',
+    },
+  );
   const reports = JSON.parse(out) as BootReport[];
   assert.deepEqual(
     reports.map((r) => r.mode),
     ['eager', 'lazy'],
   );
   for (const r of reports)
-    for (const k of ['mode', 'ramBytes', 'segments', 'readyMs', 'rssAtReadyBytes', 'pagesInitializedAtReady', 'onDemandInits', 'maxInitPauseUs', 'drainMs', 'totalMs'])
+    for (const k of [
+      'mode',
+      'ramBytes',
+      'segments',
+      'readyMs',
+      'rssAtReadyBytes',
+      'pagesInitializedAtReady',
+      'onDemandInits',
+      'maxInitPauseUs',
+      'drainMs',
+      'totalMs',
+    ])
       assert.ok(k in r, `missing ${k}`);
 });
 
@@ -115,7 +134,9 @@ test('vmphys boot names bad input', () => {
   const opt = spawnSync(process.execPath, [cli, 'boot', '--frobnicate'], { encoding: 'utf8' });
   assert.equal(opt.status, 2);
   assert.match(opt.stderr, /--frobnicate/);
-  const map = spawnSync(process.execPath, [cli, 'boot', '--map', join(sharedData('golden'), 'README.md')], { encoding: 'utf8' });
+  const map = spawnSync(process.execPath, [cli, 'boot', '--map', join(sharedData('golden'), 'README.md')], {
+    encoding: 'utf8',
+  });
   assert.notEqual(map.status, 0);
   assert.match(map.stderr, /README\.md/);
 });

@@ -53,9 +53,45 @@ test('snapshot FILE and restore FILE in a script', () => {
 });
 
 test('fuzz: random script lines only ever give output or typed errors', () => {
-  const word = fc.constantFrom('alloc', 'free', 'contig', 'npages', 'unfree', 'find_range', 'drain', 'domain', 'dump', 'counts', 'free_contig', 'freelist_alloc', 'seg', 'avail', 'init', 'startup', 'profile', 'xyz', '#', '');
+  const word = fc.constantFrom(
+    'alloc',
+    'free',
+    'contig',
+    'npages',
+    'unfree',
+    'find_range',
+    'drain',
+    'domain',
+    'dump',
+    'counts',
+    'free_contig',
+    'freelist_alloc',
+    'seg',
+    'avail',
+    'init',
+    'startup',
+    'profile',
+    'xyz',
+    '#',
+    '',
+  );
   const arg = fc.oneof(
-    fc.constantFrom('default', 'direct', 'lazyinit', 'dma32', 'lowmem', 'lazy', 'eager', '-1', '0', '13', '0x1000', '0x2000000', '0xffffffffffffffff', 'zz'),
+    fc.constantFrom(
+      'default',
+      'direct',
+      'lazyinit',
+      'dma32',
+      'lowmem',
+      'lazy',
+      'eager',
+      '-1',
+      '0',
+      '13',
+      '0x1000',
+      '0x2000000',
+      '0xffffffffffffffff',
+      'zz',
+    ),
     fc.nat(5000).map(String),
     fc.nat(0x8000).map((n) => `0x${(n * 4096).toString(16)}`),
   );

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { allocContig } from '../src/core/contig.js';
 import { VmPhysError } from '../src/core/errors.js';
-import { arm64, type Profile, Pool } from '../src/core/params.js';
+import { arm64, Pool, type Profile } from '../src/core/params.js';
 import { availPages, verify } from '../src/core/verify.js';
 import { type StartupMode, VmPhys } from '../src/core/vmphys.js';
 

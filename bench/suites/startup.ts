@@ -35,7 +35,8 @@ const SELF = fileURLToPath(import.meta.url);
 
 async function samples(job: Job, n: number): Promise<BootReport[]> {
   const out: BootReport[] = [];
-  for (let i = 0; i < n; i++) out.push(await runChild<BootReport>(SELF, 'bootOnce', job, ['--max-old-space-size=8192']));
+  for (let i = 0; i < n; i++)
+    out.push(await runChild<BootReport>(SELF, 'bootOnce', job, ['--max-old-space-size=8192']));
   return out;
 }
 
@@ -59,21 +60,44 @@ export const suite: Suite = {
         if (quick && label.includes('TiB') && mode === 'eager') continue;
         const rs = await samples({ ...base, mode }, n);
         const goalReady =
-          mode === 'lazy' && label.includes('TiB') ? 'lazy ≤ 1 ms at 1 TiB (FreeBSD vm_phys.c, 56-byte pages: 168 ms)' : undefined;
-        const r = result(`${mode} ready, ${label} (warm code)`, 'ms', rs.map((x) => x.readyMs), { goal: goalReady });
+          mode === 'lazy' && label.includes('TiB')
+            ? 'lazy ≤ 1 ms at 1 TiB (FreeBSD vm_phys.c, 56-byte pages: 168 ms)'
+            : undefined;
+        const r = result(
+          `${mode} ready, ${label} (warm code)`,
+          'ms',
+          rs.map((x) => x.readyMs),
+          { goal: goalReady },
+        );
         ready[`${mode} ${label}`] = r.value;
         out.push(r);
         out.push(
-          result(`${mode} RSS growth at ready, ${label}`, 'bytes', rs.map((x) => x.rssAtReadyBytes), {
-            goal: mode === 'lazy' && label.includes('TiB') ? '≤ 8 MiB at 1 TiB (FreeBSD: 256 MiB)' : undefined,
-          }),
+          result(
+            `${mode} RSS growth at ready, ${label}`,
+            'bytes',
+            rs.map((x) => x.rssAtReadyBytes),
+            {
+              goal: mode === 'lazy' && label.includes('TiB') ? '≤ 8 MiB at 1 TiB (FreeBSD: 256 MiB)' : undefined,
+            },
+          ),
         );
-        out.push(result(`${mode} pages initialised at ready, ${label}`, 'pages', rs.map((x) => x.pagesInitializedAtReady)));
+        out.push(
+          result(
+            `${mode} pages initialised at ready, ${label}`,
+            'pages',
+            rs.map((x) => x.pagesInitializedAtReady),
+          ),
+        );
         if (mode === 'lazy')
           out.push(
-            result(`lazy first-allocation pause (steal + init of one lazy block), ${label}`, 'µs', rs.map((x) => x.maxInitPauseUs), {
-              goal: '≤ 50 µs (FreeBSD: 87–233 µs)',
-            }),
+            result(
+              `lazy first-allocation pause (steal + init of one lazy block), ${label}`,
+              'µs',
+              rs.map((x) => x.maxInitPauseUs),
+              {
+                goal: '≤ 50 µs (FreeBSD: 87–233 µs)',
+              },
+            ),
           );
       }
     }
@@ -94,7 +118,13 @@ export const suite: Suite = {
       for (const mode of ['eager', 'lazy'] as const) {
         if (label.includes('TiB') && mode === 'eager') continue;
         const rs = await samples({ ...job, mode, warm: false }, quick ? 1 : 5);
-        out.push(result(`${mode} ready, ${label} (cold process: JIT warm-up included)`, 'ms', rs.map((x) => x.readyMs)));
+        out.push(
+          result(
+            `${mode} ready, ${label} (cold process: JIT warm-up included)`,
+            'ms',
+            rs.map((x) => x.readyMs),
+          ),
+        );
       }
     }
     return out;

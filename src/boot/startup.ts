@@ -59,7 +59,9 @@ export function usableAffinity(map: MemMap, profile: Profile, notes: string[]): 
   if (aff.length === 0) return [];
   const ndom = Math.max(...aff.map((a) => a.domain)) + 1;
   if (ndom > profile.maxMemDom) {
-    notes.push(`${ndom} NUMA domains exceed MAXMEMDOM (${profile.maxMemDom}): NUMA disabled, as FreeBSD's SRAT parser does`);
+    notes.push(
+      `${ndom} NUMA domains exceed MAXMEMDOM (${profile.maxMemDom}): NUMA disabled, as FreeBSD's SRAT parser does`,
+    );
     return [];
   }
   if (ndom === 1) return [];
@@ -69,7 +71,8 @@ export function usableAffinity(map: MemMap, profile: Profile, notes: string[]): 
   for (const r of map.ram) {
     for (const piece of subtractRanges([r], sorted)) {
       let best = sorted[0];
-      for (const a of sorted) if (Math.abs(a.start - piece.start) < Math.abs(best.start - piece.start) || a.end <= piece.start) best = a;
+      for (const a of sorted)
+        if (Math.abs(a.start - piece.start) < Math.abs(best.start - piece.start) || a.end <= piece.start) best = a;
       notes.push(`RAM ${hex(piece.start)}-${hex(piece.end)} has no SRAT entry: given to domain ${best.domain}`);
       sorted.push({ start: piece.start, end: piece.end, domain: best.domain });
       sorted.sort((a, b) => a.start - b.start);

@@ -6,8 +6,8 @@
  */
 import { STAT } from '../core/layout.js';
 import { Pool, type Profile } from '../core/params.js';
-import type { StartupMode } from '../core/vmphys.js';
 import { verify } from '../core/verify.js';
+import type { StartupMode } from '../core/vmphys.js';
 import { parseTrace } from '../trace/parse.js';
 import { TraceReplayer } from '../trace/replay.js';
 import type { MemMap, MemRange } from './memmap.js';
@@ -181,13 +181,18 @@ export async function runTimeline(map: MemMap, opts: TimelineOptions): Promise<B
   const late = opts.lateEvents ?? 50_000;
   const warm = opts.warmup ?? 50;
   for (let i = 0; i < warm; i++) {
-    const w = bootFromMap(firecrackerMap(16 * 1024 * 1024), { mode: opts.mode, profile: opts.profile, shared: true }).vm;
+    const w = bootFromMap(firecrackerMap(16 * 1024 * 1024), {
+      mode: opts.mode,
+      profile: opts.profile,
+      shared: true,
+    }).vm;
     const pa = w.allocPages(0, Pool.DEFAULT, 0);
     if (pa !== null) w.freePages(pa, Pool.DEFAULT, 0);
     w.drainStep(2);
   }
   // Lazy boots are cheap: also warm the paths of this very map's shape (segments, lists).
-  if (opts.mode === 'lazy') for (let i = 0; i < Math.min(warm, 5); i++) bootFromMap(map, { mode: 'lazy', profile: opts.profile, shared: true });
+  if (opts.mode === 'lazy')
+    for (let i = 0; i < Math.min(warm, 5); i++) bootFromMap(map, { mode: 'lazy', profile: opts.profile, shared: true });
   globalThis.gc?.();
   const rss0 = process.memoryUsage.rss();
   const t0 = performance.now();

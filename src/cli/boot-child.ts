@@ -4,10 +4,10 @@
  * job as JSON from argv[2], prints one BootReport as JSON on stdout.
  */
 import { readFileSync } from 'node:fs';
+import type { MemMap } from '../boot/memmap.js';
 import { parseMemMap } from '../boot/memmap.js';
 import { firecrackerMap, sparseTerabyteMap } from '../boot/ramspec.js';
 import { runTimeline, type TimelineOptions } from '../boot/timeline.js';
-import type { MemMap } from '../boot/memmap.js';
 import { amd64, arm64, type Profile, profileByName } from '../core/params.js';
 
 export interface BootJob extends Omit<TimelineOptions, 'progress'> {

@@ -105,7 +105,8 @@ export function bootTable(reports: BootReport[]): string {
   const lines = rows.map(([name], i) => `${name.padEnd(w0)}  ${cols.map((c, k) => c[i].padStart(ws[k])).join('  ')}`);
   const eager = reports.find((r) => r.mode === 'eager');
   const lazy = reports.find((r) => r.mode === 'lazy' && r.map === eager?.map);
-  if (eager && lazy) lines.push(`${'eager ÷ lazy ready time'.padEnd(w0)}  ${(eager.readyMs / lazy.readyMs).toFixed(0)}×`);
+  if (eager && lazy)
+    lines.push(`${'eager ÷ lazy ready time'.padEnd(w0)}  ${(eager.readyMs / lazy.readyMs).toFixed(0)}×`);
   lines.push('');
   lines.push('For context (FreeBSD in Firecracker, D40403 commit message): initialising every vm_page took');
   lines.push('3 ms (9 % of kernel boot) at 128 MB and 21.5 ms (37 %) at 1 GB before lazy initialisation.');
@@ -125,7 +126,8 @@ export async function main(args: string[]): Promise<number> {
       return 0;
     }
     const mode = a.values.get('mode') ?? 'both';
-    if (!['lazy', 'eager', 'both'].includes(mode)) throw new UsageError(`--mode must be lazy, eager or both, not '${mode}'`);
+    if (!['lazy', 'eager', 'both'].includes(mode))
+      throw new UsageError(`--mode must be lazy, eager or both, not '${mode}'`);
     const modes = mode === 'both' ? (['eager', 'lazy'] as const) : ([mode] as Array<'lazy' | 'eager'>);
     const traceFile = sharedData('traces', 'linux-6.18-mixed-B.csv.xz');
     const wl = a.values.get('workload') ?? (existsSync(traceFile) ? 'trace' : 'synthetic');

@@ -18,7 +18,8 @@ export function sysctlMain(which: 'free' | 'segs', args: string[]): number {
     if (mode !== 'lazy' && mode !== 'eager') throw new UsageError(`--mode must be lazy or eager`);
     const file = a.values.get('map');
     const text = file ? readFileSync(file, 'utf8') : undefined;
-    const map = text !== undefined ? parseMemMap(text, { file }) : firecrackerMap(parseSize(a.values.get('ram') ?? '1G'));
+    const map =
+      text !== undefined ? parseMemMap(text, { file }) : firecrackerMap(parseSize(a.values.get('ram') ?? '1G'));
     const profile = jobProfile(a.values.get('profile'), text);
     const { vm } = bootFromMap(map, {
       mode,

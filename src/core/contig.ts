@@ -59,8 +59,8 @@ export function allocContig(
   for (let s = vm.nsegs - 1; s >= 0; s--) {
     if (vm.segStart[s] >= high || vm.segDomain[s] !== domain) continue;
     if (low >= vm.segEnd[s]) break;
-    const paStart = low <= vm.segStart[s] ? vm.segStart[s] : low;
-    const paEnd = high < vm.segEnd[s] ? high : vm.segEnd[s];
+    const paStart = Math.max(low, vm.segStart[s]);
+    const paEnd = Math.min(high, vm.segEnd[s]);
     if (paEnd - paStart < size) continue;
     const q = vm.qIndex(domain, vm.segFlind[s], 0, 0);
     if (q === queues) continue;

@@ -374,7 +374,7 @@ export class VmPhys {
       ctl[CTL.NAVAIL] = k;
     }
     const ndom = this.affinityDomains();
-    ctl[CTL.NDOMAINS] = ndom > 1 ? ndom : 1;
+    ctl[CTL.NDOMAINS] = Math.max(ndom, 1);
     const p = this.profile;
     const FL_LOW = FreeList.LOWMEM;
     const FL_D32 = FreeList.DMA32;

@@ -38,8 +38,9 @@
  * here: orders are checked against VM_NFREEORDER, and only blocks this replay allocated, each
  * exactly once, are ever freed).
  */
+import { bootFromMap, subtractRanges } from '../boot/startup.js';
 import { amd64, FreeList, Pool, type Profile } from '../core/params.js';
-import { type StartupMode, VmPhys } from '../core/vmphys.js';
+import type { StartupMode, VmPhys } from '../core/vmphys.js';
 import { type ParseTraceOptions, parseTrace, TraceFlag, TraceOp } from './parse.js';
 
 /** A half-open physical address range [start, end). */
@@ -78,45 +79,12 @@ export function buildMachine(
   mode: StartupMode = 'lazy',
   profile: Profile = amd64,
 ): VmPhys {
-  const vm = new VmPhys({ profile, shared: false });
-  const ps = profile.pageSize;
-  const up = (a: number) => Math.ceil(a / ps) * ps;
-  const down = (a: number) => Math.floor(a / ps) * ps;
-  const domains = new Set((map.affinity ?? []).map((a) => a.domain));
-  if (domains.size > 1) for (const a of map.affinity ?? []) vm.addAffinity(up(a.start), down(a.end), a.domain);
-  const ram = map.ram
-    .map((r) => ({ start: up(r.start), end: down(r.end) }))
-    .filter((r) => r.end > r.start)
-    .sort((a, b) => a.start - b.start);
-  for (const r of ram) vm.addSeg(r.start, r.end);
-  if (map.reserved && map.reserved.length > 0) {
-    for (const r of subtractRanges(ram, map.reserved)) {
-      const s = up(r.start);
-      const e = down(r.end);
-      if (e > s) vm.addAvail(s, e);
-    }
-  }
-  vm.init();
-  vm.startup(mode);
-  return vm;
+  // The same vm_page_startup path as `vmphys boot` (src/boot/startup.ts).
+  const memmap = { format: 'json' as const, ram: map.ram, reserved: map.reserved ?? [], affinity: map.affinity ?? [] };
+  return bootFromMap(memmap, { mode, profile, shared: false }).vm;
 }
 
-/** a minus b, as sorted disjoint ranges (a sorted and disjoint; b any). */
-export function subtractRanges(a: Range[], b: Range[]): Range[] {
-  const cuts = [...b].sort((x, y) => x.start - y.start);
-  const out: Range[] = [];
-  for (const r of a) {
-    let cur = r.start;
-    for (const c of cuts) {
-      if (c.end <= cur || c.start >= r.end) continue;
-      if (c.start > cur) out.push({ start: cur, end: c.start });
-      cur = Math.max(cur, c.end);
-      if (cur >= r.end) break;
-    }
-    if (cur < r.end) out.push({ start: cur, end: r.end });
-  }
-  return out;
-}
+export { subtractRanges };
 
 /** The mapping of Linux requests onto vm_phys, as printed in reports. */
 export const REPLAY_MAPPING =
