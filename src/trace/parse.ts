@@ -445,6 +445,7 @@ async function* readGz(file: string): AsyncGenerator<Buffer> {
 async function* readXz(file: string, xz: string): AsyncGenerator<Buffer> {
   const fh = await open(file, 'r'); // ENOENT etc. surface here, as for plain files
   let child: ReturnType<typeof spawn> | undefined;
+  let fhOpen = true;
   try {
     child = spawn(xz, ['-dc'], { stdio: [fh.fd, 'pipe', 'pipe'] });
     const c = child;
@@ -465,6 +466,7 @@ async function* readXz(file: string, xz: string): AsyncGenerator<Buffer> {
         cause: err,
       });
     });
+    fhOpen = false;
     await fh.close(); // the child holds its own copy of the descriptor
     let stderr = '';
     c.stderr?.setEncoding('utf8');
@@ -486,8 +488,13 @@ async function* readXz(file: string, xz: string): AsyncGenerator<Buffer> {
       throw new TraceParseError(file, 0, `xz failed to decompress: ${why}`);
     }
   } finally {
-    if (child && child.exitCode === null && child.signalCode === null) child.kill();
-    await fh.close().catch(() => {});
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.stdout?.destroy();
+      child.kill();
+    }
+    // Close the file only if it is still ours: a second close of a FileHandle can leave a
+    // promise that never settles when the loop is otherwise idle.
+    if (fhOpen) await fh.close().catch(() => {});
   }
 }
 
