@@ -51,8 +51,12 @@ export const STAT = {
 
 /** Fields of the segment table (Float64, SEGF per segment). */
 export const SEGF = { START: 0, END: 1, DOMAIN: 2, FLIND: 3, FIRST: 4, SIZE: 5 } as const;
-/** Fields of the lazy-run table (Int32, RUNF per run): implicit max-order chunks. */
-export const RUNF = { START: 0, END: 1, QUEUE: 2, NEXT: 3, PREV: 4, SIZE: 5 } as const;
+/**
+ * Fields of the lazy-run table (Int32, RUNF per run): implicit max-order chunks. TOUCHED is 0
+ * while every chunk of the run is still an untouched lazy chunk on its queue, 1 once one has
+ * been taken, 2 once the whole run has been drained to DEFAULT in one step.
+ */
+export const RUNF = { START: 0, END: 1, QUEUE: 2, NEXT: 3, PREV: 4, TOUCHED: 5, SIZE: 6 } as const;
 
 /** Bytes of metadata per page: 1 state byte + 2 × Int32 queue links. */
 export const META_BYTES_PER_PAGE = 9;

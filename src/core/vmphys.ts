@@ -626,6 +626,8 @@ export class VmPhys {
       nx = this.nextOf(idx);
       pv = this.prevOf(idx);
       m = M_INIT | (Pool.LAZYINIT << 4);
+      const r = this.runOf(idx);
+      if (r >= 0) c.runs[r * RUNF.SIZE + RUNF.TOUCHED] = 1;
       c.stats[STAT.CHUNKS_MATERIALIZED]++;
       c.stats[STAT.PAGES_INITIALIZED]++;
     } else {
@@ -1168,6 +1170,13 @@ export class VmPhys {
         if (this.c.qCount[q] === 0) continue;
         let m: number;
         while (done < budget && (m = head[q]) >= 0) {
+          if (oind === this.maxOrder) {
+            const n = this.drainWholeRun(q, m, budget - done);
+            if (n > 0) {
+              done += n;
+              continue;
+            }
+          }
           this.qRem(q, m);
           this.finishInit(m, oind);
           const seg = this.segOfIdx(m);
@@ -1180,6 +1189,79 @@ export class VmPhys {
     }
     if (done === 0) ctl[CTL.INITDONE + domain] = 1;
     return done;
+  }
+
+  /**
+   * Drain a whole untouched lazy run in one step, when the queue head `m` starts one and it has
+   * at most `budget` chunks. Max-order blocks never merge, so freeing them one by one (FreeBSD)
+   * appends them, in queue order, to the tail of the DEFAULT max-order queue: we move the run
+   * there as a whole, still implicit, and initialise its metadata with one contiguous fill. The
+   * resulting queues, counts and later choices are identical; no link page is touched per chunk.
+   * Returns the number of chunks drained (0 if the fast path does not apply).
+   */
+  private drainWholeRun(q: number, m: number, budget: number): number {
+    const runs = this.c.runs;
+    const r = this.runOf(m);
+    if (r < 0) return 0;
+    const b = r * RUNF.SIZE;
+    const start = runs[b + RUNF.START];
+    const end = runs[b + RUNF.END];
+    const cp = this.chunkPages;
+    const n = (end - start) / cp;
+    if (start !== m || runs[b + RUNF.TOUCHED] !== 0 || this.p.meta[m] !== 0 || n > budget) return 0;
+    const c = this.c;
+    const link = this.p.link;
+    const last = end - cp;
+    // 1. Splice the run off the head of the lazy queue.
+    const after = c.qTail[q] === last ? -1 : this.nextOf(last);
+    c.qHead[q] = after;
+    if (after < 0) c.qTail[q] = -1;
+    else if (link[2 * after + 1] === 0 && this.p.meta[after] === 0) {
+      const r2 = this.runOf(after);
+      runs[r2 * RUNF.SIZE + RUNF.PREV] = -1;
+    } else link[2 * after + 1] = -1;
+    c.qCount[q] -= n;
+    // 2. Initialise every page: interiors as vm_phys_finish_init does, heads as free blocks.
+    const meta = this.p.meta;
+    meta.fill(M_INIT | (this.nPool << 4) | this.nOrd, start, end);
+    const headByte = M_INIT | (Pool.DEFAULT << 4) | this.maxOrder;
+    for (let h = start; h < end; h += cp) meta[h] = headByte;
+    // 3. Append the run, still implicit, to the DEFAULT max-order queue of the same plane.
+    const qd = q + (Pool.DEFAULT - Pool.LAZYINIT) * this.nOrd;
+    runs[b + RUNF.QUEUE] = qd;
+    runs[b + RUNF.TOUCHED] = 2;
+    runs[b + RUNF.NEXT] = -1;
+    runs[b + RUNF.PREV] = -1;
+    link[2 * last] = 0;
+    const t = c.qTail[qd];
+    if (t < 0) {
+      c.qHead[qd] = start;
+      link[2 * start + 1] = -1;
+    } else {
+      const r0 = this.runOf(t);
+      if (
+        r0 >= 0 &&
+        runs[r0 * RUNF.SIZE + RUNF.QUEUE] === qd &&
+        runs[r0 * RUNF.SIZE + RUNF.END] - cp === t &&
+        link[2 * t] === 0
+      ) {
+        runs[r0 * RUNF.SIZE + RUNF.NEXT] = r;
+        runs[b + RUNF.PREV] = r0;
+        link[2 * start + 1] = 0;
+      } else {
+        link[2 * t] = start + 1;
+        link[2 * start + 1] = t + 1;
+      }
+    }
+    c.qTail[qd] = last;
+    c.qCount[qd] += n;
+    const st = c.stats;
+    st[STAT.CHUNKS_MATERIALIZED] += n;
+    st[STAT.PAGES_INITIALIZED] += n * cp;
+    st[STAT.META_BYTES_TOUCHED] += n * cp;
+    st[STAT.DRAIN_BLOCKS] += n;
+    st[STAT.DRAIN_PAGES] += n * cp;
+    return n;
   }
 
   /**
