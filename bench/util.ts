@@ -15,7 +15,7 @@ import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'n
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseTrace } from '../src/trace/parse.js';
+import { readTraceEvents, type TraceEvents } from '../src/trace/parse.js';
 
 /** One measured figure. */
 export interface Result {
@@ -192,13 +192,7 @@ export async function childSamples(module: string, exportName: string, arg: unkn
 }
 
 /** A pre-parsed trace: parallel arrays of all events. */
-export interface TraceEvents {
-  count: number;
-  op: Uint8Array;
-  pfn: Float64Array;
-  order: Uint8Array;
-  flags: Uint8Array;
-}
+export type { TraceEvents };
 
 /**
  * Parse a trace completely into memory (the replay benchmarks time the allocator, not the
@@ -225,27 +219,8 @@ export async function loadTrace(file: string, limit?: number): Promise<TraceEven
       };
     }
   }
-  const chunks = [];
-  let n = 0;
-  for await (const c of parseTrace(file, { limit })) {
-    chunks.push(c);
-    n += c.count;
-  }
-  const ev: TraceEvents = {
-    count: n,
-    op: new Uint8Array(n),
-    pfn: new Float64Array(n),
-    order: new Uint8Array(n),
-    flags: new Uint8Array(n),
-  };
-  let k = 0;
-  for (const c of chunks) {
-    ev.op.set(c.op, k);
-    ev.pfn.set(c.pfn, k);
-    ev.order.set(c.order, k);
-    ev.flags.set(c.flags, k);
-    k += c.count;
-  }
+  const ev = await readTraceEvents(file, limit);
+  const n = ev.count;
   const out = Buffer.alloc(8 + n * 11);
   out.writeUInt32LE(n, 0);
   Buffer.from(ev.pfn.buffer).copy(out, 8);

@@ -6,7 +6,7 @@
 import { MemPool } from '@thi.ng/malloc';
 import { FreeList, Pool } from '../../src/core/params.js';
 import type { VmPhys } from '../../src/core/vmphys.js';
-import { TraceFlag } from '../../src/trace/parse.js';
+import { type TraceEvents, TraceFlag } from '../../src/trace/parse.js';
 import { buildMachine, type MachineMapLike, PIECE, TraceBook } from '../../src/trace/replay.js';
 import { FreeStack } from './free-stack.js';
 import { NaiveBuddy } from './naive-buddy.js';
@@ -137,13 +137,7 @@ export function makePeer(kind: PeerKind, map?: MachineMapLike, mode: 'lazy' | 'e
 }
 
 /** Parallel event arrays of a pre-parsed trace (see bench/util.ts `loadTrace`). */
-export interface TraceEvents {
-  count: number;
-  op: Uint8Array;
-  pfn: Float64Array;
-  order: Uint8Array;
-  flags: Uint8Array;
-}
+export type { TraceEvents };
 
 /** Counters of `replayThrough`. */
 export interface DriverCounts {

@@ -8,7 +8,7 @@ import { STAT } from '../core/layout.js';
 import { Pool, type Profile } from '../core/params.js';
 import { verify } from '../core/verify.js';
 import type { StartupMode } from '../core/vmphys.js';
-import { parseTrace } from '../trace/parse.js';
+import { readTraceEvents } from '../trace/parse.js';
 import { TraceReplayer } from '../trace/replay.js';
 import type { MemMap, MemRange } from './memmap.js';
 import { firecrackerMap } from './ramspec.js';
@@ -88,30 +88,9 @@ interface Workload {
 }
 
 async function traceWorkload(file: string, events: number, replayer: TraceReplayer): Promise<Workload> {
-  const ops: Uint8Array[] = [];
-  const pfns: Float64Array[] = [];
-  const orders: Uint8Array[] = [];
-  const flags: Uint8Array[] = [];
-  let n = 0;
-  for await (const c of parseTrace(file, { limit: events })) {
-    ops.push(c.op);
-    pfns.push(c.pfn);
-    orders.push(c.order);
-    flags.push(c.flags);
-    n += c.count;
-  }
-  const op = new Uint8Array(n);
-  const pfn = new Float64Array(n);
-  const order = new Uint8Array(n);
-  const flag = new Uint8Array(n);
-  let o = 0;
-  for (let i = 0; i < ops.length; i++) {
-    op.set(ops[i], o);
-    pfn.set(pfns[i], o);
-    order.set(orders[i], o);
-    flag.set(flags[i], o);
-    o += ops[i].length;
-  }
+  const ev = await readTraceEvents(file, events);
+  const n = ev.count;
+  const { op, pfn, order, flags: flag } = ev;
   return {
     length: n,
     run(from, to) {

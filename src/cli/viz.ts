@@ -2,7 +2,7 @@
  * `vmphys viz [--map FILE | --ram SIZE] [--port N] ...`: serve the live visualiser (the Vite
  * build in viz/dist) with the cross-origin isolation headers SharedArrayBuffer needs, plus two
  * endpoints: `/config.json` (the memory map, start-up mode, profile, blacklist and trace facts)
- * and `/trace?limit=N` (the trace's first N events, parsed here with parseTrace, as binary
+ * and `/trace?limit=N` (the trace's first N events, parsed here with readTraceEvents, as binary
  * arrays: see viz/src/protocol.ts). Prints the URL it serves as its first line of output, then
  * runs until SIGINT/SIGTERM. Owned by the viz work (issue 8); the dispatcher (main.ts) loads it.
  */
@@ -13,7 +13,7 @@ import { basename, extname, join, normalize, sep } from 'node:path';
 import { type MemMap, MemMapError, parseMemMap } from '../boot/memmap.js';
 import { firecrackerMap, parseSize } from '../boot/ramspec.js';
 import { bootFromMap } from '../boot/startup.js';
-import { parseTrace, TraceParseError } from '../trace/parse.js';
+import { readTraceEvents, TraceParseError } from '../trace/parse.js';
 import { parseArgs, UsageError } from './args.js';
 import { parseAddrs } from './boot.js';
 import { jobProfile } from './boot-child.js';
@@ -105,34 +105,8 @@ class TraceSource {
       .then(async () => {
         const c = this.cache;
         if (c !== null && (c.count >= limit || c.complete)) return c;
-        const chunks: Array<{
-          count: number;
-          op: Uint8Array;
-          pfn: Float64Array;
-          order: Uint8Array;
-          flags: Uint8Array;
-        }> = [];
-        let count = 0;
-        for await (const ch of parseTrace(this.file, { limit })) {
-          chunks.push(ch);
-          count += ch.count;
-        }
-        const ev: Events = {
-          count,
-          complete: count < limit,
-          op: new Uint8Array(count),
-          pfn: new Float64Array(count),
-          order: new Uint8Array(count),
-          flags: new Uint8Array(count),
-        };
-        let at = 0;
-        for (const ch of chunks) {
-          ev.op.set(ch.op, at);
-          ev.pfn.set(ch.pfn, at);
-          ev.order.set(ch.order, at);
-          ev.flags.set(ch.flags, at);
-          at += ch.count;
-        }
+        const all = await readTraceEvents(this.file, limit);
+        const ev: Events = { ...all, complete: all.count < limit };
         this.cache = ev;
         return ev;
       });

@@ -568,3 +568,41 @@ export function parseTraceText(text: string, opts?: ParseTraceOptions & { file?:
   dec.finish(out);
   return out;
 }
+
+/** A whole (or the first `limit` events of a) trace as parallel arrays, for replays that pre-parse. */
+export interface TraceEvents {
+  count: number;
+  op: Uint8Array;
+  pfn: Float64Array;
+  order: Uint8Array;
+  flags: Uint8Array;
+}
+
+/**
+ * Parse a trace file into one set of parallel arrays (memory grows with `limit`; use
+ * parseTrace to stream). Same errors as parseTrace.
+ */
+export async function readTraceEvents(file: string, limit?: number): Promise<TraceEvents> {
+  const chunks: TraceChunk[] = [];
+  let n = 0;
+  for await (const c of parseTrace(file, limit === undefined ? {} : { limit })) {
+    chunks.push(c);
+    n += c.count;
+  }
+  const ev: TraceEvents = {
+    count: n,
+    op: new Uint8Array(n),
+    pfn: new Float64Array(n),
+    order: new Uint8Array(n),
+    flags: new Uint8Array(n),
+  };
+  let k = 0;
+  for (const c of chunks) {
+    ev.op.set(c.op, k);
+    ev.pfn.set(c.pfn, k);
+    ev.order.set(c.order, k);
+    ev.flags.set(c.flags, k);
+    k += c.count;
+  }
+  return ev;
+}
