@@ -111,4 +111,13 @@ test('fuzz: random script lines only ever give output or typed errors', () => {
     }),
     { numRuns: 300 },
   );
+  // From an empty machine too: configuration commands in any order, in any state.
+  fc.assert(
+    fc.property(fc.array(line, { maxLength: 40 }), (lines) => {
+      const r = new ScriptRunner();
+      for (const l of lines) r.exec(l);
+      if (r.vm && r.vm.phase === 2) verify(r.vm);
+    }),
+    { numRuns: 300 },
+  );
 });

@@ -358,6 +358,18 @@ export class VmPhys {
       if (segs[(i - 1) * SEGF.SIZE + SEGF.END] > segs[i * SEGF.SIZE + SEGF.START])
         throw new SegmentError('EOVERLAP', `segments ${i - 1} and ${i} overlap`);
     }
+    // Size and allocate the page buffers before changing anything, so a refusal leaves no trace.
+    let totalPages = 0;
+    for (let i = 0; i < n; i++)
+      totalPages += (segs[i * SEGF.SIZE + SEGF.END] - segs[i * SEGF.SIZE + SEGF.START]) / this.pageSize;
+    if (totalPages > 0x7ffffff0)
+      throw new SegmentError('ETOOBIG', `${totalPages} pages exceed the 2^31 page-index limit`);
+    let pages: PageViews;
+    try {
+      pages = createPages(totalPages, ctl[CTL.SHARED] === 1);
+    } catch (e) {
+      throw new SegmentError('ETOOBIG', `cannot allocate metadata for ${totalPages} pages: ${(e as Error).message}`);
+    }
     if (ctl[CTL.NAVAIL] === 0) {
       // No avail lines: phys_avail = the segment ranges as added (merged where they touch).
       let k = 0;
@@ -411,7 +423,6 @@ export class VmPhys {
       segs[b + SEGF.FIRST] = first;
       first += (e - segs[b + SEGF.START]) / p.pageSize;
     }
-    if (first > 0x7ffffff0) throw new SegmentError('ETOOBIG', `${first} pages exceed the 2^31 page-index limit`);
     // Step 4: coalesce neighbours that share free queues.
     let prev = 0;
     let cnt = n;
@@ -436,7 +447,7 @@ export class VmPhys {
     ctl[CTL.NSEGS] = cnt;
     ctl[CTL.TOTAL_PAGES] = first;
     ctl[CTL.DEFAULT_FREEPOOL] = Pool.LAZYINIT;
-    this.p = createPages(first, ctl[CTL.SHARED] === 1);
+    this.p = pages;
     ctl[CTL.PHASE] = 1;
     this.refreshSegments();
   }
