@@ -115,7 +115,7 @@ function findQueuesContig(
     for (let pind = dfp; pind < vm.nPool; pind++) {
       const q = queues + pind * nOrd + oind;
       let seg = -1;
-      for (let m = head[q]; m >= 0; m = vm.nextOf(m)) {
+      for (let m = head[q]; m >= 0; m = vm.qNext(q, m)) {
         if (seg < 0 || m < vm.segFirst[seg] || m >= vm.segFirst[seg] + vm.segPages[seg]) seg = vm.segOfIdx(m);
         const pa = vm.pa(m, seg);
         if (low <= pa && pa + size <= high && addrOk(pa, size, alignment, boundary)) return m;
@@ -147,7 +147,7 @@ function findFreelistContig(
   const cp = vm.chunkPages;
   const size = npages * vm.pageSize;
   const maxSize = cp * vm.pageSize;
-  for (let m = vm.c.qHead[q]; m >= 0; m = vm.nextOf(m)) {
+  for (let m = vm.c.qHead[q]; m >= 0; m = vm.qNext(q, m)) {
     const seg = vm.segOfIdx(m);
     const pa = vm.pa(m, seg);
     const floor = Math.max(low, vm.segStart[seg]);

@@ -81,10 +81,10 @@ export function verify(vm: VmPhys, opts: VerifyOptions = {}): VerifyReport {
           if (f >= vm.nfreelists && count !== 0) fail('1', `${where} exists beyond nfreelists`);
           let n = 0;
           let prev = -1;
-          for (let m = vm.c.qHead[q]; m >= 0; m = vm.nextOf(m)) {
+          for (let m = vm.c.qHead[q]; m >= 0; m = vm.qNext(q, m)) {
             if (++n > count) fail('1', `${where} holds more entries than lcnt ${count}`);
             if (m >= vm.totalPages) fail('5', `${where} links to page index ${m} beyond the page array`);
-            if (vm.prevOf(m) !== prev) fail('1', `${where}: broken back link at page index ${m}`);
+            if (prev >= 0 && vm.prevOf(m) !== prev) fail('1', `${where}: broken back link at page index ${m}`);
             prev = m;
             const s = vm.segOfIdx(m);
             const pa = vm.pa(m, s);

@@ -581,6 +581,7 @@ export class VmPhys {
     if (v > 0) return v - 1;
     if (v < 0) return -1;
     const r = this.runOf(idx);
+    if (r < 0) return -1;
     const runs = this.c.runs;
     const b = r * RUNF.SIZE;
     if (idx + this.chunkPages < runs[b + RUNF.END]) return idx + this.chunkPages;
@@ -593,6 +594,7 @@ export class VmPhys {
     if (v > 0) return v - 1;
     if (v < 0) return -1;
     const r = this.runOf(idx);
+    if (r < 0) return -1;
     const runs = this.c.runs;
     const b = r * RUNF.SIZE;
     if (idx - this.chunkPages >= runs[b + RUNF.START]) return idx - this.chunkPages;
@@ -604,25 +606,35 @@ export class VmPhys {
 
   /** vm_freelist_add: mark idx as a free head of `order` in `pool`, insert at tail or head. */
   qAdd(q: number, idx: number, order: number, pool: number, tail: boolean): void {
+    // Only links that a later walk can read are written: the head's prev and the tail's next are
+    // never read (walks stop at qTail; removal of the head does not read its prev), so adding to
+    // an empty queue touches no link page at all.
     const p = this.p;
     const c = this.c;
     p.meta[idx] = M_INIT | (pool << 4) | order;
     if (tail) {
       const t = c.qTail[q];
-      p.link[2 * idx] = -1;
-      p.link[2 * idx + 1] = t + 1 || -1;
       if (t < 0) c.qHead[q] = idx;
-      else p.link[2 * t] = idx + 1;
+      else {
+        p.link[2 * t] = idx + 1;
+        p.link[2 * idx + 1] = t + 1;
+      }
       c.qTail[q] = idx;
     } else {
       const h = c.qHead[q];
-      p.link[2 * idx + 1] = -1;
-      p.link[2 * idx] = h + 1 || -1;
       if (h < 0) c.qTail[q] = idx;
-      else p.link[2 * h + 1] = idx + 1;
+      else {
+        p.link[2 * idx] = h + 1;
+        p.link[2 * h + 1] = idx + 1;
+      }
       c.qHead[q] = idx;
     }
     c.qCount[q]++;
+  }
+
+  /** The entry after m on queue q, or -1 (walks must use this: the tail's next is not kept). */
+  qNext(q: number, m: number): number {
+    return m === this.c.qTail[q] ? -1 : this.nextOf(m);
   }
 
   /** vm_freelist_rem: unlink idx from queue q; its order becomes VM_NFREEORDER, pool unchanged. */
@@ -630,27 +642,20 @@ export class VmPhys {
     const p = this.p;
     const c = this.c;
     let m = p.meta[idx];
-    let nx: number;
-    let pv: number;
     if (m === 0) {
       // Materialise an implicit lazy chunk head.
-      nx = this.nextOf(idx);
-      pv = this.prevOf(idx);
       m = M_INIT | (Pool.LAZYINIT << 4);
       const r = this.runOf(idx);
       if (r >= 0) c.runs[r * RUNF.SIZE + RUNF.TOUCHED] = 1;
       c.stats[STAT.CHUNKS_MATERIALIZED]++;
       c.stats[STAT.PAGES_INITIALIZED]++;
-    } else {
-      const vn = p.link[2 * idx];
-      const vp = p.link[2 * idx + 1];
-      nx = vn > 0 ? vn - 1 : vn < 0 ? -1 : this.nextOf(idx);
-      pv = vp > 0 ? vp - 1 : vp < 0 ? -1 : this.prevOf(idx);
     }
+    const nx = c.qTail[q] === idx ? -1 : this.nextOf(idx);
+    const pv = c.qHead[q] === idx ? -1 : this.prevOf(idx);
     if (pv < 0) c.qHead[q] = nx;
-    else p.link[2 * pv] = nx + 1 || -1;
+    else if (nx >= 0) p.link[2 * pv] = nx + 1;
     if (nx < 0) c.qTail[q] = pv;
-    else p.link[2 * nx + 1] = pv + 1 || -1;
+    else if (pv >= 0) p.link[2 * nx + 1] = pv + 1;
     p.meta[idx] = (m & ~M_ORDER) | this.nOrd;
     c.qCount[q]--;
   }
@@ -1225,12 +1230,8 @@ export class VmPhys {
     const last = end - cp;
     // 1. Splice the run off the head of the lazy queue.
     const after = c.qTail[q] === last ? -1 : this.nextOf(last);
-    c.qHead[q] = after;
+    c.qHead[q] = after; // the new head's prev is never read
     if (after < 0) c.qTail[q] = -1;
-    else if (link[2 * after + 1] === 0 && this.p.meta[after] === 0) {
-      const r2 = this.runOf(after);
-      runs[r2 * RUNF.SIZE + RUNF.PREV] = -1;
-    } else link[2 * after + 1] = -1;
     c.qCount[q] -= n;
     // 2. Initialise every page: interiors as vm_phys_finish_init does, heads as free blocks.
     const meta = this.p.meta;
@@ -1243,12 +1244,9 @@ export class VmPhys {
     runs[b + RUNF.TOUCHED] = 2;
     runs[b + RUNF.NEXT] = -1;
     runs[b + RUNF.PREV] = -1;
-    link[2 * last] = 0;
     const t = c.qTail[qd];
-    if (t < 0) {
-      c.qHead[qd] = start;
-      link[2 * start + 1] = -1;
-    } else {
+    if (t < 0) c.qHead[qd] = start;
+    else {
       const r0 = this.runOf(t);
       if (
         r0 >= 0 &&

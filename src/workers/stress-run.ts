@@ -388,7 +388,7 @@ export function checkHeld(vm: VmPhys, results: StressWorkerResult[], startTotal:
   // No held page lies inside a free block.
   for (let q = 0; q < vm.c.qHead.length; q++) {
     const order = q % vm.nOrd;
-    for (let m = vm.c.qHead[q]; m >= 0; m = vm.nextOf(m)) {
+    for (let m = vm.c.qHead[q]; m >= 0; m = vm.qNext(q, m)) {
       for (let k = m; k < m + (1 << order); k++)
         if (owner[k] !== 0) {
           violations.push(
