@@ -751,6 +751,20 @@ export class VmPhys {
 
   // ------------------------------------------------------------------ validation helpers
 
+  /** One-branch fast check of the common arguments; false sends callers to the typed checks. */
+  private argsOk(domain: number, pool: number, order: number): boolean {
+    return (
+      this.c.ctl[CTL.PHASE] === 2 &&
+      domain === (domain | 0) &&
+      domain >= 0 &&
+      domain < this.c.ctl[CTL.NDOMAINS] &&
+      (pool === Pool.DEFAULT || pool === Pool.DIRECT) &&
+      order === (order | 0) &&
+      order >= 0 &&
+      order < this.nOrd
+    );
+  }
+
   private checkDomain(domain: number): void {
     if (!Number.isInteger(domain) || domain < 0 || domain >= this.ndomains)
       throw new DomainError('EDOMAIN', `domain ${domain} is outside 0..${this.ndomains - 1}`);
@@ -832,10 +846,13 @@ export class VmPhys {
    * Returns the physical address of a 2^order block, or null. Pool DEFAULT or DIRECT.
    */
   allocPages(domain: number, pool: number, order: number): number | null {
-    this.checkStarted();
-    this.checkDomain(domain);
-    this.checkPool(pool);
-    this.checkOrder(order);
+    if (!this.argsOk(domain, pool, order)) {
+      // Slow path: the checks below throw the right typed error.
+      this.checkStarted();
+      this.checkDomain(domain);
+      this.checkPool(pool);
+      this.checkOrder(order);
+    }
     for (let fl = 0; fl < this.nFl; fl++) {
       const idx = this.allocFreelistIdx(domain, fl, pool, order);
       if (idx >= 0) return this.paOf(idx);
@@ -1012,9 +1029,11 @@ export class VmPhys {
    * across a segment's ends. Throws (state unchanged) on misuse.
    */
   freePages(pa: number, pool: number, order: number): void {
-    this.checkStarted();
-    this.checkPool(pool);
-    this.checkOrder(order);
+    if (!this.argsOk(0, pool, order)) {
+      this.checkStarted();
+      this.checkPool(pool);
+      this.checkOrder(order);
+    }
     const seg = this.segForFree(pa, 'free');
     const idx = this.idxIn(seg, pa);
     const n = 1 << order;
