@@ -16,7 +16,7 @@ export { type BootOptions, type BootResult, bootFromMap } from './boot/startup.j
 export { addrOk, allocContig } from './core/contig.js';
 export * from './core/errors.js';
 export { type IdleDrain, type IdleDrainStats, startIdleDrain } from './core/idle-drain.js';
-export { CTL, META_BYTES_PER_PAGE, STAT } from './core/layout.js';
+export { type ControlViews, CTL, META_BYTES_PER_PAGE, type PageViews, STAT } from './core/layout.js';
 export {
   amd64,
   arm64,
@@ -37,4 +37,4 @@ export {
   VmPhys,
   type VmPhysOptions,
 } from './core/vmphys.js';
-export { ScriptRunner } from './script/run.js';
+export { type ScriptHooks, ScriptRunner } from './script/run.js';
