@@ -9,6 +9,7 @@ export {
   type MemMap,
   MemMapError,
   type MemRange,
+  type ParseMemMapOptions,
   parseMemMap,
 } from './boot/memmap.js';
 export { firecrackerMap, parseSize, sparseTerabyteMap } from './boot/ramspec.js';
