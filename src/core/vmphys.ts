@@ -21,7 +21,6 @@
  * observable result (addresses, counts, vm.phys_free) is FreeBSD's.
  */
 import {
-  ConstraintError,
   DomainError,
   DoubleFreeError,
   hex,
@@ -1492,4 +1491,3 @@ function ctz(x: number): number {
   return 32 + ctz(Math.floor(x / 4294967296));
 }
 
-export { ConstraintError };
