@@ -1490,4 +1490,3 @@ function ctz(x: number): number {
   if (low !== 0) return 31 - Math.clz32(low & -low);
   return 32 + ctz(Math.floor(x / 4294967296));
 }
-

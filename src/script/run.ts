@@ -106,7 +106,8 @@ export class ScriptRunner {
     if (cmd === 'profile') {
       want(1);
       if (this.seenCommand) throw new ScriptError('ESTATE', 'profile must be the first command');
-      if (f[1] !== 'amd64' && f[1] !== 'arm64') throw new ScriptError('EPROFILE', `unknown profile '${f[1]}' (amd64 or arm64)`);
+      if (f[1] !== 'amd64' && f[1] !== 'arm64')
+        throw new ScriptError('EPROFILE', `unknown profile '${f[1]}' (amd64 or arm64)`);
       this.profileName = f[1];
       this.seenCommand = true;
       return 'ok\n';
