@@ -221,15 +221,20 @@ function slice(): boolean {
 function tick(): void {
   timer = null;
   if (task === null || paused || loading) return;
+  if (runSlice()) schedule();
+}
+
+/** Run one slice of the current task and publish it; false if the task failed. */
+function runSlice(): boolean {
   try {
     if (slice()) finish();
   } catch (e) {
     fail(e);
-    return;
+    return false;
   }
   bumpGeneration();
   status();
-  schedule();
+  return true;
 }
 
 /** The current task is done: say what it did. */
@@ -250,14 +255,7 @@ function schedule(): void {
 
 function step(): void {
   if (task === null || loading) return;
-  try {
-    if (slice()) finish();
-  } catch (e) {
-    fail(e);
-    return;
-  }
-  bumpGeneration();
-  status();
+  runSlice();
 }
 
 // ------------------------------------------------------------------ synthetic workload
