@@ -554,15 +554,11 @@ export class VmPhys {
       this.c.qHead[q] = start;
     } else {
       // The queue's tail is the last chunk of the previous run on this queue (implicit).
-      // During start-up nothing has been removed yet, so a tail that ends a run is implicit
-      // (no need to read its fresh metadata pages); later, read its state.
+      // Lazy runs are only added by vm_page_startup (LAZYINIT is never a caller's pool), when
+      // nothing has been removed yet: a tail that ends a run is implicit, and no fresh
+      // metadata page needs to be read to know it.
       const pr = this.runOf(tail);
-      const implicit =
-        pr >= 0 &&
-        (this.c.ctl[CTL.PHASE] === 1
-          ? runs[pr * RUNF.SIZE + RUNF.END] - this.chunkPages === tail
-          : this.p.meta[tail] === 0 && this.p.link[2 * tail] === 0);
-      if (implicit) {
+      if (pr >= 0 && runs[pr * RUNF.SIZE + RUNF.END] - this.chunkPages === tail) {
         runs[pr * RUNF.SIZE + RUNF.NEXT] = r;
         runs[b + RUNF.PREV] = pr;
       } else {
