@@ -5,7 +5,8 @@
  * Method, all in fresh processes (first touch of untouched memory is the point):
  *   1. bytes: boot a lazy machine, copy its page buffers, drain, and count the bytes that
  *      changed (meta bytes + 4 × changed 32-bit link words) = n, the bytes the drain initialises;
- *   2. drain: boot a lazy machine (untimed), time `vm.drain()` — one sample per process;
+ *   2. drain: boot a lazy machine (untimed), warm the code on small machines, time `vm.drain()`
+ *      — one sample per process (and a cold-code sample: the drain as the process's first work);
  *   3. floor: time `new Uint8Array(n).fill(1)` — one sample per process.
  *   4. page floor: first-touch as many fresh OS pages as the drain's resident set grew by.
  * Reports the medians and drain ÷ floor (goal ≤ 1.5×) and drain ÷ page floor. Machines: the 1 GiB Firecracker guest
@@ -17,6 +18,8 @@ import { buildMachine, type MachineMapLike } from '../../src/trace/replay.js';
 import { childSamples, type Result, result, runChild, type Suite, summarize } from '../util.js';
 
 const SELF = fileURLToPath(import.meta.url);
+/** Drains of a 64 MiB machine before a warm-code measurement. */
+const WARM_DRAINS = 40;
 
 /** A Firecracker guest of `gib` GiB (x86 layout: low 640 KiB, 1 MiB .. min(3 GiB, top), 4 GiB ..). */
 function firecracker(gib: number): MachineMapLike {
@@ -50,8 +53,15 @@ export function childDrainBytes(gib: number): { n: number; meta: number; link: n
  * Child: nanoseconds of one `vm.drain()` on a freshly booted lazy machine, and the OS pages it
  * first-touched (growth of the resident set, in 4 KiB pages).
  */
-export function childDrain(gib: number): { ns: number; rssPages: number } {
+export function childDrain(arg: number | { gib: number; warm: boolean }): { ns: number; rssPages: number } {
+  const { gib, warm } = typeof arg === 'number' ? { gib: arg, warm: false } : arg;
+  // The measured machine is booted first, so its page buffers are fresh memory that no earlier
+  // buffer freed (the runtime's allocator would hand back already-faulted pages).
   const vm = boot(gib);
+  // Warm code: drain small machines (64 MiB: whole max-order runs and a partial segment, so
+  // every drain path is compiled) before the measured drain.
+  if (warm) for (let i = 0; i < WARM_DRAINS; i++) buildMachine(firecracker(1 / 16), 'lazy').drain();
+  globalThis.gc?.();
   const r0 = process.memoryUsage.rss();
   const t0 = process.hrtime.bigint();
   vm.drain();
@@ -92,8 +102,11 @@ export const suite: Suite = {
         gib,
       );
       const runs: Array<{ ns: number; rssPages: number }> = [];
-      for (let i = 0; i < reps; i++)
-        runs.push(await runChild<{ ns: number; rssPages: number }>(SELF, 'childDrain', gib));
+      const cold: number[] = [];
+      for (let i = 0; i < reps; i++) {
+        runs.push(await runChild<{ ns: number; rssPages: number }>(SELF, 'childDrain', { gib, warm: true }));
+        cold.push((await runChild<{ ns: number; rssPages: number }>(SELF, 'childDrain', { gib, warm: false })).ns / 1000);
+      }
       const drain = runs.map((r) => r.ns / 1000);
       const rssPages = Math.round(summarize(runs.map((r) => r.rssPages)).value);
       const floor = (await childSamples(SELF, 'childFloor', bytes.n, reps)).map((ns) => ns / 1000);
@@ -103,7 +116,10 @@ export const suite: Suite = {
       const pf = summarize(pageFloor).value;
       out.push(
         result(`drain of a lazy ${gib} GiB machine (vm.drain)`, 'µs', drain, {
-          notes: `${bytes.pages.toLocaleString('en-US')} pages; writes ${bytes.meta.toLocaleString('en-US')} meta bytes + ${bytes.link.toLocaleString('en-US')} link bytes; first-touches ${rssPages} OS pages (RSS growth); one drain per fresh process`,
+          notes: `${bytes.pages.toLocaleString('en-US')} pages; writes ${bytes.meta.toLocaleString('en-US')} meta bytes + ${bytes.link.toLocaleString('en-US')} link bytes; first-touches ${rssPages} OS pages (RSS growth); one drain per fresh process, warm code (${WARM_DRAINS} drains of a 64 MiB machine first; the measured machine's buffers are allocated before them, so they are fresh memory)`,
+        }),
+        result(`drain of a lazy ${gib} GiB machine, cold code (vm.drain)`, 'µs', cold, {
+          notes: 'the same drain as the first thing a fresh process runs: interpreter and JIT warm-up included',
         }),
         result(`floor for ${gib} GiB: new Uint8Array(${bytes.n}).fill(1)`, 'µs', floor, {
           notes: 'first touch of exactly as many bytes as the drain writes, in a fresh process',
