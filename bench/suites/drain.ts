@@ -105,7 +105,9 @@ export const suite: Suite = {
       const cold: number[] = [];
       for (let i = 0; i < reps; i++) {
         runs.push(await runChild<{ ns: number; rssPages: number }>(SELF, 'childDrain', { gib, warm: true }));
-        cold.push((await runChild<{ ns: number; rssPages: number }>(SELF, 'childDrain', { gib, warm: false })).ns / 1000);
+        cold.push(
+          (await runChild<{ ns: number; rssPages: number }>(SELF, 'childDrain', { gib, warm: false })).ns / 1000,
+        );
       }
       const drain = runs.map((r) => r.ns / 1000);
       const rssPages = Math.round(summarize(runs.map((r) => r.rssPages)).value);
