@@ -156,7 +156,7 @@ export interface DriverCounts {
  * the whole block back when its last part is freed. Timed with performance.now() around the loop.
  */
 export function replayThrough(peer: PeerAllocator, ev: TraceEvents): DriverCounts {
-  const book = new TraceBook(1 << 16);
+  const book = new TraceBook();
   const table = book.table;
   const parts = peer.freesParts;
   /** Blocks split while the peer can only free whole blocks: pages still live, by handle. */

@@ -72,7 +72,7 @@ export async function childBookkeeping(a: ReplayArg): Promise<number[]> {
   const n = a.limit > 0 ? Math.min(a.limit, ev.count) : ev.count;
   const r = await repeat(
     () => {
-      const t = new PfnTable(1 << 16);
+      const t = new PfnTable();
       const { op, pfn, order } = ev;
       const t0 = performance.now();
       for (let i = 0; i < n; i++) {

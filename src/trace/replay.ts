@@ -110,9 +110,163 @@ const SEG_MASK = 63;
 export const PIECE = 1 << 14;
 /** pfns below this take the int32 fast paths. */
 const SMALL_PFN = 2 ** 31;
+/** pfns from here on are kept by `PfnHash` (the direct map's slots are int32). */
+const BIG_PFN = 2 ** 31;
+
+/** log2 of the pfns per leaf of the direct map (64 pfns: 512 bytes of cells). */
+const LEAF_SHIFT = 6;
+const LEAF_LEN = 1 << LEAF_SHIFT;
+/** Set in a live cell's info word (a zero info word marks an empty cell). */
+const PRESENT = 1 << 30;
+/** Slots of the hash part (pfns ≥ 2^31) are numbered from here; direct slots stay below. */
+const BIG = 2 ** 30;
+/** Cells reserved up front: 2^22 slots = 32 MiB of address space, paid for only where touched. */
+const RESERVE_SLOTS = 1 << 22;
 
 /**
- * Open-addressing hash table from a traced head pfn (exact integer ≥ 0, < 2^53) to a block: an
+ * The replay's bookkeeping: traced head pfn (exact integer ≥ 0, < 2^53) → block, an int32 `addr`
+ * (our page index, or any handle) and an int32 `info` (order | pool << 4 | seg << 8 | piece << 14
+ * for the replayer; bits 0..3 must hold the order; info < 2^30).
+ *
+ * Pfns below 2^31 (every real trace: 2^31 pages is 8 TiB) go to a two-level direct map: a
+ * directory indexed by pfn >> 6 names a leaf of 64 cells, allocated on the first insert into
+ * that range; a cell is [addr, info | PRESENT] (two int32). A find is two dependent loads, an
+ * insert or remove one store: no hashing, no probing, no deletion shuffle. Leaves are handed out
+ * in first-touch order from one SharedArrayBuffer reserved at 2^22 cells (32 MiB of address
+ * space; the runtime maps its pages only when written, so a trace pays for the leaves it uses,
+ * ~2.5 MB for the shared trace), doubled when full. Leaves are never freed: memory is bounded by
+ * 8 bytes per traced pfn range actually used (at most 8 bytes per page of the traced machine),
+ * not by the trace's length. Larger pfns go to `PfnHash`.
+ *
+ * Slot numbers: a direct cell is slot leaf * 64 + (pfn & 63); hash slots are 2^30 + their slot.
+ * Slots returned by `find`/`insert` are valid until the next insert or remove.
+ */
+export class PfnTable {
+  /** Live entries. */
+  size = 0;
+  /** Sum of 2^order over live entries: pages held. */
+  pages = 0;
+  /** pfn >> LEAF_SHIFT → leaf number + 1 (0: no leaf yet). */
+  private dir: Int32Array;
+  /** Per slot: addr at [2 * slot], info | PRESENT at [2 * slot + 1] (0: empty). */
+  private cells: Int32Array;
+  /** Leaf number → its directory index (to recover a slot's pfn). */
+  private leafKey: Int32Array;
+  private nLeaves = 0;
+  private readonly big: PfnHash;
+
+  /** reserve: cells to reserve up front (default 2^22; it grows by doubling beyond). */
+  constructor(reserve = RESERVE_SLOTS) {
+    const slots = Math.max(LEAF_LEN, Math.ceil(reserve / LEAF_LEN) * LEAF_LEN);
+    this.cells = new Int32Array(new SharedArrayBuffer(slots * 8));
+    this.leafKey = new Int32Array(slots / LEAF_LEN);
+    this.dir = new Int32Array(1 << 12);
+    this.big = new PfnHash(16);
+  }
+
+  /** Slot holding pfn, or -1. */
+  find(pfn: number): number {
+    if (pfn < BIG_PFN) {
+      const d = pfn >>> LEAF_SHIFT;
+      if (d >= this.dir.length) return -1;
+      const l = this.dir[d];
+      if (l === 0) return -1;
+      const s = ((l - 1) << LEAF_SHIFT) | (pfn & (LEAF_LEN - 1));
+      return this.cells[2 * s + 1] !== 0 ? s : -1;
+    }
+    const h = this.big.find(pfn);
+    return h < 0 ? -1 : BIG + h;
+  }
+
+  /** Page handle stored in slot s. */
+  addrAt(s: number): number {
+    return s < BIG ? this.cells[2 * s] : this.big.addrAt(s - BIG);
+  }
+  /** info word of slot s (order in bits 0..3). */
+  infoAt(s: number): number {
+    return s < BIG ? this.cells[2 * s + 1] & ~PRESENT : this.big.infoAt(s - BIG);
+  }
+  /** Key (traced pfn) of slot s. */
+  keyAt(s: number): number {
+    return s < BIG ? (this.leafKey[s >>> LEAF_SHIFT] << LEAF_SHIFT) | (s & (LEAF_LEN - 1)) : this.big.keyAt(s - BIG);
+  }
+
+  /**
+   * Insert a key that is not present (the caller checked with `find`) and return its slot.
+   * Contract: pfn is not already in the table; info & 15 is the block's order; 0 ≤ info < 2^30.
+   */
+  insert(pfn: number, addr: number, info: number): number {
+    this.size++;
+    this.pages += 1 << (info & 15);
+    if (pfn >= BIG_PFN) return BIG + this.big.insert(pfn, addr, info);
+    const d = pfn >>> LEAF_SHIFT;
+    if (d >= this.dir.length) this.growDir(d);
+    let l = this.dir[d];
+    if (l === 0) l = this.dir[d] = this.newLeaf(d);
+    const s = ((l - 1) << LEAF_SHIFT) | (pfn & (LEAF_LEN - 1));
+    this.cells[2 * s] = addr;
+    this.cells[2 * s + 1] = info | PRESENT;
+    return s;
+  }
+
+  /** Remove the entry in slot s. */
+  removeAt(s: number): void {
+    this.size--;
+    if (s >= BIG) {
+      this.pages -= 1 << (this.big.infoAt(s - BIG) & 15);
+      this.big.removeAt(s - BIG);
+      return;
+    }
+    this.pages -= 1 << (this.cells[2 * s + 1] & 15);
+    this.cells[2 * s + 1] = 0;
+  }
+
+  /** Visit every live entry (not on a hot path). */
+  forEach(fn: (pfn: number, addr: number, info: number) => void): void {
+    const c = this.cells;
+    for (let s = 0; s < this.nLeaves * LEAF_LEN; s++)
+      if (c[2 * s + 1] !== 0) fn(this.keyAt(s), c[2 * s], c[2 * s + 1] & ~PRESENT);
+    this.big.forEach(fn);
+  }
+
+  /** Remove everything (keeps the leaves). */
+  clear(): void {
+    this.cells.fill(0, 0, 2 * this.nLeaves * LEAF_LEN);
+    this.big.clear();
+    this.size = 0;
+    this.pages = 0;
+  }
+
+  /** Leaves in use (each 64 cells, 512 bytes). */
+  get leaves(): number {
+    return this.nLeaves;
+  }
+
+  private newLeaf(d: number): number {
+    if ((this.nLeaves + 1) * LEAF_LEN * 2 > this.cells.length) {
+      const cells = new Int32Array(new SharedArrayBuffer(this.cells.length * 8));
+      cells.set(this.cells);
+      this.cells = cells;
+      const keys = new Int32Array(this.leafKey.length * 2);
+      keys.set(this.leafKey);
+      this.leafKey = keys;
+    }
+    this.leafKey[this.nLeaves] = d;
+    return ++this.nLeaves;
+  }
+
+  private growDir(d: number): void {
+    let n = this.dir.length;
+    while (n <= d) n *= 2;
+    const dir = new Int32Array(n);
+    dir.set(this.dir);
+    this.dir = dir;
+  }
+}
+
+/**
+ * `PfnTable`'s part for pfns ≥ 2^31 (any trace format allows pfns up to 2^53; real ones stay far
+ * below). Open-addressing hash table from a traced head pfn (exact integer ≥ 0, < 2^53) to a block: an
  * int32 `addr` (our page index, or any handle) and an int32 `info` (order | pool << 4 | seg << 8 | piece << 14
  * for the replayer; bits 0..3 must hold the order). One slot is 16 bytes, interleaved: the key
  * as a float64, then addr and info as two int32 — a probe touches one cache line.
@@ -122,7 +276,7 @@ const SMALL_PFN = 2 ** 31;
  * allocate and free neighbouring pfns together, so this keeps the working set in cache.
  * Slots returned by `find`/`insert` are valid until the next insert or remove.
  */
-export class PfnTable {
+export class PfnHash {
   /** Keys at [2 * slot] (EMPTY = -1). */
   keys: Float64Array;
   /** addr at [4 * slot + 2], info at [4 * slot + 3] (same buffer as keys). */
@@ -288,7 +442,7 @@ export interface ReplayerOptions {
   sampleEvery?: number;
   /** Bound on the number of samples kept (default 512); the interval doubles when reached. */
   maxSamples?: number;
-  /** Initial capacity of the pfn table (default 2^16 slots; it grows as needed). */
+  /** Cells the pfn table reserves up front (default 2^22, address space only; it grows as needed). */
   tableCapacity?: number;
 }
 
@@ -308,7 +462,8 @@ export class TraceBook {
    */
   private readonly filter = new Int32Array(FILTER_MASK + 1);
 
-  constructor(capacity = 1 << 16) {
+  /** capacity: cells the pfn table reserves up front (default: `PfnTable`'s). */
+  constructor(capacity?: number) {
     this.table = new PfnTable(capacity);
   }
 
@@ -432,7 +587,7 @@ export class TraceReplayer {
 
   constructor(vm: VmPhys, opts: ReplayerOptions = {}) {
     this.vm = vm;
-    this.book = new TraceBook(opts.tableCapacity ?? 1 << 16);
+    this.book = new TraceBook(opts.tableCapacity);
     this.table = this.book.table;
     this.maxOrder = vm.maxOrder;
     this.nOrd = vm.nOrd;
