@@ -98,6 +98,7 @@ export class VmPhys {
   segDomain: Int32Array;
   segFlind: Int32Array;
   segAdj: Int32Array; // (startPfn - first) mod 2^32: (idx + adj) has the pfn's low bits
+  segQBase: Int32Array; // qIndex(domain, flind, 0, 0): the segment's row of free queues
   private lastRun = 0;
   /** One-entry cache of the last segment looked up (addresses and indices cluster). */
   private lastSeg = 0;
@@ -126,6 +127,7 @@ export class VmPhys {
     this.segDomain = new Int32Array(n);
     this.segFlind = new Int32Array(n);
     this.segAdj = new Int32Array(n);
+    this.segQBase = new Int32Array(n);
     if (control) this.refreshSegments();
   }
 
@@ -219,6 +221,7 @@ export class VmPhys {
       this.segPages[i] = (this.segEnd[i] - this.segStart[i]) / this.pageSize;
       const startPfn = this.segStart[i] / this.pageSize;
       this.segAdj[i] = (startPfn - this.segFirst[i]) | 0;
+      this.segQBase[i] = this.qIndex(this.segDomain[i], this.segFlind[i], 0, 0);
     }
     this.segFirst[n] = n > 0 ? this.segFirst[n - 1] + this.segPages[n - 1] : 0;
     this.lastSeg = 0;
@@ -656,6 +659,27 @@ export class VmPhys {
   }
 
   /**
+   * qRem for a queue below the maximum order: every entry there is materialised and its links
+   * are explicit (implicit lazy-run chunks exist only at the maximum order), so the links are
+   * read directly. Contract: idx is on queue q and q's order is < maxOrder.
+   */
+  private qRemLinked(q: number, idx: number): void {
+    const c = this.c;
+    const link = this.p.link;
+    const meta = this.p.meta;
+    const isHead = c.qHead[q] === idx;
+    const isTail = c.qTail[q] === idx;
+    const nx = isTail ? -1 : link[2 * idx] - 1;
+    const pv = isHead ? -1 : link[2 * idx + 1] - 1;
+    if (isHead) c.qHead[q] = nx;
+    else if (!isTail) link[2 * pv] = nx + 1;
+    if (isTail) c.qTail[q] = pv;
+    else if (!isHead) link[2 * nx + 1] = pv + 1;
+    meta[idx] = (meta[idx] & ~M_ORDER) | this.nOrd;
+    c.qCount[q]--;
+  }
+
+  /**
    * vm_phys_split_pages: idx heads a removed block of order oind; give back upper halves at
    * decreasing orders to the queues starting at qbase (pool's [order] row), keeping 2^order.
    */
@@ -875,10 +899,13 @@ export class VmPhys {
     const base = this.qIndex(domain, flind, 0, 0);
     const own = base + pool * nOrd;
     const head = this.c.qHead;
+    const maxOrder = this.maxOrder;
     for (let oind = order; oind < nOrd; oind++) {
       const m = head[own + oind];
       if (m >= 0) {
-        this.qRem(own + oind, m);
+        // Below the maximum order every queued block is materialised with explicit links.
+        if (oind < maxOrder) this.qRemLinked(own + oind, m);
+        else this.qRem(own + oind, m);
         this.splitPages(m, oind, own, order, pool, true);
         return m;
       }
@@ -1046,17 +1073,20 @@ export class VmPhys {
     const first = this.segFirst[seg];
     const end = first + this.segPages[seg];
     const adj = this.segAdj[seg];
-    const qbase = this.qIndex(this.segDomain[seg], this.segFlind[seg], 0, 0);
+    const qbase = this.segQBase[seg];
     const nOrd = this.nOrd;
-    while (order < this.maxOrder) {
+    const maxOrder = this.maxOrder;
+    while (order < maxOrder) {
       const bit = 1 << order;
       const buddy = ((idx + adj) & bit) !== 0 ? idx - bit : idx + bit;
       if (buddy < first || buddy >= end) break;
       const bm = meta[buddy];
       if ((bm & M_ORDER) !== order || bm === 0) break;
       const bpool = (bm >> 4) & 7;
-      this.qRem(qbase + bpool * nOrd + order, buddy);
-      this.finishInitOnDemand(buddy, order);
+      // order < maxOrder: the buddy is materialised and linked explicitly.
+      this.qRemLinked(qbase + bpool * nOrd + order, buddy);
+      // finish_init only matters for a lazy buddy of order ≥ 1 (it has tail pages).
+      if (bpool === Pool.LAZYINIT && order > 0) this.finishInitOnDemand(buddy, order);
       order++;
       if (buddy < idx) idx = buddy;
     }
