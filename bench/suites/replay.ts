@@ -119,7 +119,7 @@ export const suite: Suite = {
           notes:
             `128 GiB Firecracker map; ${r.events.toLocaleString('en-US')} events pre-parsed; ${r.failedAllocs} failed allocations, ` +
             `${r.skippedFrees.toLocaleString('en-US')} skipped frees, ${r.lostFrees} lost frees; index API ` +
-            '(allocFreelistIdx, freePagesIdx, segOfIdx) + pfn hash table; fresh machine per repetition',
+            '(allocFreelistIdx, freePagesIdx, segOfIdx) + pfn direct map (PfnTable); fresh machine per repetition',
         }),
       );
       const dir = join(repoRoot(), 'bench', 'results');

@@ -661,9 +661,11 @@ export class VmPhys {
   /**
    * qRem for a queue below the maximum order: every entry there is materialised and its links
    * are explicit (implicit lazy-run chunks exist only at the maximum order), so the links are
-   * read directly. Contract: idx is on queue q and q's order is < maxOrder.
+   * read directly, and the new state byte is written without reading the old one (a queued
+   * block's byte is M_INIT | pool << 4 | order; the load would be a cache miss on a FIFO's cold
+   * head). Contract: idx is on queue q, which holds pool `pool` at an order < maxOrder.
    */
-  private qRemLinked(q: number, idx: number): void {
+  private qRemLinked(q: number, idx: number, pool: number): void {
     const c = this.c;
     const link = this.p.link;
     const meta = this.p.meta;
@@ -675,7 +677,7 @@ export class VmPhys {
     else if (!isTail) link[2 * pv] = nx + 1;
     if (isTail) c.qTail[q] = pv;
     else if (!isHead) link[2 * nx + 1] = pv + 1;
-    meta[idx] = (meta[idx] & ~M_ORDER) | this.nOrd;
+    meta[idx] = M_INIT | (pool << 4) | this.nOrd;
     c.qCount[q]--;
   }
 
@@ -904,7 +906,7 @@ export class VmPhys {
       const m = head[own + oind];
       if (m >= 0) {
         // Below the maximum order every queued block is materialised with explicit links.
-        if (oind < maxOrder) this.qRemLinked(own + oind, m);
+        if (oind < maxOrder) this.qRemLinked(own + oind, m, pool);
         else this.qRem(own + oind, m);
         this.splitPages(m, oind, own, order, pool, true);
         return m;
@@ -1084,7 +1086,7 @@ export class VmPhys {
       if ((bm & M_ORDER) !== order || bm === 0) break;
       const bpool = (bm >> 4) & 7;
       // order < maxOrder: the buddy is materialised and linked explicitly.
-      this.qRemLinked(qbase + bpool * nOrd + order, buddy);
+      this.qRemLinked(qbase + bpool * nOrd + order, buddy, bpool);
       // finish_init only matters for a lazy buddy of order ≥ 1 (it has tail pages).
       if (bpool === Pool.LAZYINIT && order > 0) this.finishInitOnDemand(buddy, order);
       order++;

@@ -5,9 +5,9 @@
  *
  * What a replay does: every traced allocation allocates a block of the same order from our
  * allocator, every traced free frees the matching part of what we allocated for it. We do not
- * try to reproduce Linux's choice of pfn; the traced pfn is only a key. The bookkeeping is a
- * compact open-addressing hash table (`PfnTable`, typed arrays, linear probing, backward-shift
- * deletion) from the traced pfn of an allocation's head to our page index, order, pool and
+ * try to reproduce Linux's choice of pfn; the traced pfn is only a key. The bookkeeping
+ * (`PfnTable`: a two-level direct map of typed arrays with a live bitmap in front, a hash table
+ * for pfns ≥ 2^31) maps the traced pfn of an allocation's head to our page index, order, pool and
  * segment.
  *
  * Rules (the mapping is also returned as text in every report, `REPLAY_MAPPING`):
@@ -116,6 +116,8 @@ const BIG_PFN = 2 ** 31;
 /** log2 of the pfns per leaf of the direct map (64 pfns: 512 bytes of cells). */
 const LEAF_SHIFT = 6;
 const LEAF_LEN = 1 << LEAF_SHIFT;
+/** 32-bit words of the live bitmap per directory entry. */
+const LIVE_WORDS = LEAF_LEN / 32;
 /** Set in a live cell's info word (a zero info word marks an empty cell). */
 const PRESENT = 1 << 30;
 /** Slots of the hash part (pfns ≥ 2^31) are numbered from here; direct slots stay below. */
@@ -130,8 +132,10 @@ const RESERVE_SLOTS = 1 << 22;
  *
  * Pfns below 2^31 (every real trace: 2^31 pages is 8 TiB) go to a two-level direct map: a
  * directory indexed by pfn >> 6 names a leaf of 64 cells, allocated on the first insert into
- * that range; a cell is [addr, info | PRESENT] (two int32). A find is two dependent loads, an
- * insert or remove one store: no hashing, no probing, no deletion shuffle. Leaves are handed out
+ * that range; a cell is [addr, info | PRESENT] (two int32). In front of it, a bitmap with one
+ * bit per pfn says which pfns head a live entry, so a find that misses (most do) reads one bit
+ * and never the cells. A hit is a bit test, a directory load and a cell load; an insert or
+ * remove is a few stores: no hashing, no probing, no deletion shuffle. Leaves are handed out
  * in first-touch order from one SharedArrayBuffer reserved at 2^22 cells (32 MiB of address
  * space; the runtime maps its pages only when written, so a trace pays for the leaves it uses,
  * ~2.5 MB for the shared trace), doubled when full. Leaves are never freed: memory is bounded by
@@ -150,6 +154,13 @@ export class PfnTable {
   private dir: Int32Array;
   /** Per slot: addr at [2 * slot], info | PRESENT at [2 * slot + 1] (0: empty). */
   private cells: Int32Array;
+  /**
+   * One bit per pfn the directory covers: set while pfn heads a live entry. `find` tests it
+   * before touching the cells: most finds miss (allocations check for a lost free, a quarter of
+   * a trace's frees match nothing), and the bitmap (1 bit per pfn) stays in cache where the
+   * cells (8 bytes per pfn) do not.
+   */
+  private live: Int32Array;
   /** Leaf number → its directory index (to recover a slot's pfn). */
   private leafKey: Int32Array;
   private nLeaves = 0;
@@ -161,6 +172,7 @@ export class PfnTable {
     this.cells = new Int32Array(new SharedArrayBuffer(slots * 8));
     this.leafKey = new Int32Array(slots / LEAF_LEN);
     this.dir = new Int32Array(1 << 12);
+    this.live = new Int32Array(this.dir.length * LIVE_WORDS);
     this.big = new PfnHash(16);
   }
 
@@ -168,11 +180,8 @@ export class PfnTable {
   find(pfn: number): number {
     if (pfn < BIG_PFN) {
       const d = pfn >>> LEAF_SHIFT;
-      if (d >= this.dir.length) return -1;
-      const l = this.dir[d];
-      if (l === 0) return -1;
-      const s = ((l - 1) << LEAF_SHIFT) | (pfn & (LEAF_LEN - 1));
-      return this.cells[2 * s + 1] !== 0 ? s : -1;
+      if (d >= this.dir.length || (this.live[pfn >>> 5] & (1 << (pfn & 31))) === 0) return -1;
+      return ((this.dir[d] - 1) << LEAF_SHIFT) | (pfn & (LEAF_LEN - 1));
     }
     const h = this.big.find(pfn);
     return h < 0 ? -1 : BIG + h;
@@ -206,6 +215,7 @@ export class PfnTable {
     const s = ((l - 1) << LEAF_SHIFT) | (pfn & (LEAF_LEN - 1));
     this.cells[2 * s] = addr;
     this.cells[2 * s + 1] = info | PRESENT;
+    this.live[pfn >>> 5] |= 1 << (pfn & 31);
     return s;
   }
 
@@ -219,6 +229,8 @@ export class PfnTable {
     }
     this.pages -= 1 << (this.cells[2 * s + 1] & 15);
     this.cells[2 * s + 1] = 0;
+    const pfn = this.keyAt(s);
+    this.live[pfn >>> 5] &= ~(1 << (pfn & 31));
   }
 
   /** Visit every live entry (not on a hot path). */
@@ -232,6 +244,7 @@ export class PfnTable {
   /** Remove everything (keeps the leaves). */
   clear(): void {
     this.cells.fill(0, 0, 2 * this.nLeaves * LEAF_LEN);
+    this.live.fill(0);
     this.big.clear();
     this.size = 0;
     this.pages = 0;
@@ -261,6 +274,9 @@ export class PfnTable {
     const dir = new Int32Array(n);
     dir.set(this.dir);
     this.dir = dir;
+    const live = new Int32Array(n * LIVE_WORDS);
+    live.set(this.live);
+    this.live = live;
   }
 }
 
