@@ -332,6 +332,39 @@ describe('PfnTable', () => {
   });
 });
 
+describe('PfnTable direct map', () => {
+  test('spread pfns (directory growth, many leaves, cells growth), clear() and reuse', () => {
+    const t = new PfnTable(64); // tiny reserve: the cell buffer must grow
+    const keys = [0, 63, 64, 1023, 2 ** 20 + 5, 2 ** 30 - 1, 2 ** 31 - 1, 2 ** 31, 2 ** 45 + 7];
+    for (let i = 0; i < 300; i++) keys.push(i * 4099 + (i % 7));
+    const uniq = [...new Set(keys)];
+    uniq.forEach((k, i) => {
+      assert.equal(t.find(k), -1);
+      t.insert(k, i, i % 13);
+    });
+    assert.equal(t.size, uniq.length);
+    uniq.forEach((k, i) => {
+      const s = t.find(k);
+      assert.ok(s >= 0, `pfn ${k} found`);
+      assert.equal(t.keyAt(s), k);
+      assert.equal(t.addrAt(s), i);
+      assert.equal(t.infoAt(s), i % 13);
+      // Neighbours that were never inserted stay absent.
+      if (!uniq.includes(k + 1)) assert.equal(t.find(k + 1), -1);
+    });
+    t.clear();
+    assert.equal(t.size, 0);
+    assert.equal(t.pages, 0);
+    for (const k of uniq) assert.equal(t.find(k), -1);
+    let n = 0;
+    t.forEach(() => n++);
+    assert.equal(n, 0);
+    t.insert(2 ** 30 - 1, 7, 2);
+    assert.equal(t.addrAt(t.find(2 ** 30 - 1)), 7);
+    assert.equal(t.pages, 4);
+  });
+});
+
 describe('buildMachine', () => {
   test('reserved ranges are taken out of phys_avail, not out of the segments', () => {
     assert.deepEqual(
