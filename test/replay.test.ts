@@ -357,7 +357,9 @@ describe('PfnTable direct map', () => {
     assert.equal(t.pages, 0);
     for (const k of uniq) assert.equal(t.find(k), -1);
     let n = 0;
-    t.forEach(() => n++);
+    t.forEach(() => {
+      n++;
+    });
     assert.equal(n, 0);
     t.insert(2 ** 30 - 1, 7, 2);
     assert.equal(t.addrAt(t.find(2 ** 30 - 1)), 7);

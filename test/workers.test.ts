@@ -14,10 +14,11 @@ import { physFree } from '../src/core/sysctl.js';
 import { verify } from '../src/core/verify.js';
 import { VmPhys } from '../src/core/vmphys.js';
 import { attach, handleOf } from '../src/workers/attach.js';
-import { drainerMaxHoldUs, startDrainers } from '../src/workers/drainer.js';
-import { trackWorker } from '../src/workers/lock.js';
+import { drainAll, drainDomainLocked, drainerMaxHoldUs, newDrainStats, startDrainers } from '../src/workers/drainer.js';
+import { DomainLocks, trackWorker } from '../src/workers/lock.js';
 import { LockedVmPhys } from '../src/workers/locked.js';
 import { PcpuCache } from '../src/workers/pcpu.js';
+import { SchedProbe, type ThreadPriority } from '../src/workers/sched.js';
 import { buildMachine, checkHeld, runStress, type StressWorkerResult } from '../src/workers/stress-run.js';
 
 const PROBE = new URL('../src/workers/probe-worker.js', import.meta.url);
@@ -169,6 +170,11 @@ describe('drainer', () => {
     assert.equal(st.finished, true);
     assert.equal(physFree(vm), physFree(ref), 'the take/finish/put protocol drains like vm_phys_lazy_init');
     assert.ok(st.maxHoldUs > 0 && drainerMaxHoldUs(handleOf(vm).sync) === st.maxHoldUs);
+    assert.equal(st.holdUs.length, st.holds);
+    assert.ok(st.maxRunningHoldUs <= st.maxHoldUs);
+    assert.ok(['raised', 'refused'].includes(st.boost), `nice 19 with a boost to 0 while holding: ${st.boost}`);
+    if (new SchedProbe().available) assert.ok(st.preemptedHolds >= 0 && st.preemptedHolds <= st.holds);
+    else assert.equal(st.preemptedHolds, -1);
     verify(vm, { heldPages: 0 });
   });
 
@@ -196,7 +202,50 @@ describe('drainer', () => {
     assert.equal(st.finished, true);
     assert.equal(vm.drained, true);
     assert.equal(lazyTotal(vm), 0);
-    assert.equal(st.holds, 2 * st.blocks + 1);
+    // FreeBSD's sequence: each hold frees the block finished since the last one and takes the
+    // next; the first hold only takes, the last only frees (and finds the queues empty).
+    assert.equal(st.holds, st.blocks + 1);
+    assert.equal(st.holdUs.length, st.holds);
+  });
+
+  test('batched holds (4 blocks each) drain exactly like vm.drain(), one hold per 4 blocks', () => {
+    for (const mib of [256, 1024 + 24]) {
+      const vm = buildMachine(mib * MiB);
+      const ref = buildMachine(mib * MiB);
+      ref.drain();
+      const lazy = lazyTotal(vm);
+      const st = drainAll(vm, new DomainLocks(vm), newDrainStats(), undefined, 0, { batch: 4 });
+      assert.equal(st.finished, true);
+      assert.equal(st.pages, lazy);
+      assert.equal(st.holds, Math.ceil(st.blocks / 4) + 1);
+      assert.equal(vm.c.ctl[CTL.INFLIGHT], 0);
+      assert.equal(physFree(vm), physFree(ref), 'blocks are freed in the order they were taken');
+      verify(vm, { heldPages: 0 });
+    }
+  });
+
+  test('a drainer told to stop still frees the blocks it has in flight', () => {
+    const vm = buildMachine(512 * MiB);
+    const total = vm.counts().total;
+    const stop = new Int32Array(1);
+    // A stand-in for ThreadPriority whose lower() (called after each hold) raises the stop flag
+    // after the first hold, i.e. while that hold's 3 blocks are being initialised.
+    const priority = {
+      state: 'raised',
+      raise() {},
+      lower() {
+        Atomics.store(stop, 0, 1);
+      },
+    } as unknown as ThreadPriority;
+    const st = newDrainStats();
+    drainDomainLocked(vm, new DomainLocks(vm), 0, st, stop, 0, { batch: 3, priority });
+    assert.equal(st.blocks, 3);
+    assert.equal(st.holds, 2, 'one hold took 3 blocks, the next one only freed them');
+    assert.equal(st.boost, 'raised');
+    assert.equal(vm.c.ctl[CTL.INFLIGHT], 0);
+    assert.equal(vm.counts().total, total);
+    assert.ok(lazyTotal(vm) > 0 && vm.c.ctl[CTL.INITDONE] === 0, 'the drain stopped early');
+    verify(vm, { heldPages: 0 });
   });
 });
 
@@ -292,5 +341,50 @@ describe('stress', () => {
     assert.deepEqual(r.violations, []);
     assert.equal(r.perWorkerOps.length, 3);
     assert.ok(r.perWorkerOps.every((n) => n > 0));
+  });
+});
+
+describe('drainer scheduling helpers', () => {
+  const linux = process.platform === 'linux';
+
+  test('SchedProbe counts the times this thread is scheduled in (a sleep adds at least one)', { skip: !linux }, () => {
+    const p = new SchedProbe();
+    assert.equal(p.available, true);
+    const a = p.switches();
+    assert.ok(Number.isInteger(a) && a > 0);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    const b = p.switches();
+    assert.ok(b > a, `${a} → ${b}`);
+    p.close();
+    assert.equal(p.switches(), -1);
+  });
+
+  test('ThreadPriority raises and lowers the calling thread only, or says the OS refused', {
+    skip: !linux,
+  }, async () => {
+    // In a worker, so that the test runner's own thread keeps its priority whatever happens.
+    const url = new URL('../src/workers/sched.js', import.meta.url).href;
+    const code = `
+      const { parentPort } = require('node:worker_threads');
+      const { getPriority } = require('node:os');
+      import(${JSON.stringify(url)}).then(({ ThreadPriority }) => {
+        const p = new ThreadPriority(19, 0);
+        const seen = [getPriority(0)];
+        p.raise();
+        seen.push(getPriority(0));
+        p.lower();
+        seen.push(getPriority(0));
+        const off = new ThreadPriority(5, 5);
+        parentPort.postMessage({ state: p.state, seen, off: off.state, process: getPriority(process.pid) });
+      });`;
+    const w = new Worker(code, { eval: true });
+    const [m] = (await once(w, 'message')) as [{ state: string; seen: number[]; off: string; process: number }];
+    await once(w, 'exit');
+    assert.equal(m.off, 'off');
+    if (m.state === 'raised') assert.deepEqual(m.seen, [19, 0, 19]);
+    else {
+      assert.equal(m.state, 'refused');
+      assert.deepEqual(m.seen, [19, 19, 19]);
+    }
   });
 });

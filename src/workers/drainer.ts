@@ -1,7 +1,7 @@
 /**
  * The vmlazyinit thread (spec §3.5) over the Atomics domain locks: drain the LAZYINIT pool block
- * by block, holding the domain lock only to take a block off its queue and to free it into
- * DEFAULT; the block's pages are initialised with the lock dropped, counted meanwhile in
+ * by block, holding the domain lock only to take blocks off their queue and to free them into
+ * DEFAULT; the blocks' pages are initialised with the lock dropped, counted meanwhile in
  * ctl[CTL.INFLIGHT + d] (the free-count reservation: free + in flight + held = total). Several
  * drainers may run over the same domain at once: each takes its own blocks under the lock and
  * initialises them in parallel outside it. Owned by the workers layer (src/workers/*).
@@ -13,13 +13,14 @@ import { CTL } from '../core/layout.js';
 import { Pool, type Profile } from '../core/params.js';
 import { VmPhys } from '../core/vmphys.js';
 import type { SharedHandle } from './attach.js';
-import { DomainLocks, SYNC, syncViews, trackWorker } from './lock.js';
+import { DomainLocks, type LockOptions, SYNC, syncViews, trackWorker } from './lock.js';
+import type { BoostState, SchedProbe, ThreadPriority } from './sched.js';
 
 /** What one drainer did. Times in ms unless named Us (µs). */
 export interface DrainStats {
   blocks: number;
   pages: number;
-  /** Lock acquisitions by the drainer (two per block, plus one per domain at the end). */
+  /** Lock acquisitions by the drainer (one per `batch` blocks, plus one per domain at the end). */
   holds: number;
   /** Longest time the drainer held a domain lock, µs. */
   maxHoldUs: number;
@@ -28,11 +29,29 @@ export interface DrainStats {
   holdsOver50Us: number;
   /** Sum of lock holds, µs. */
   totalHoldUs: number;
+  /**
+   * Holds during which the drainer thread was descheduled (its schedstat run count moved between
+   * just before the lock and just after the release, and the lock was taken without waiting);
+   * -1 when that cannot be observed (no /proc/thread-self/schedstat, or no probe).
+   */
+  preemptedHolds: number;
+  /** Longest hold during which the thread was not seen descheduled, µs (= maxHoldUs without a probe). */
+  maxRunningHoldUs: number;
+  /** Every hold in µs, in order (at most HOLD_SAMPLES). */
+  holdUs: number[];
+  /** Whether the thread's priority was raised around its holds (see ThreadPriority). */
+  boost: BoostState;
   /** Wall time of the drain, ms. */
   ms: number;
   /** True when this drainer was the last one and moved vm_default_freepool to DEFAULT. */
   finished: boolean;
 }
+
+/** Lazy blocks a vmlazyinit worker takes per lock hold by default (DrainerOptions.batch). */
+export const DRAIN_BATCH = 4;
+
+/** Most hold samples a DrainStats keeps. */
+export const HOLD_SAMPLES = 1 << 16;
 
 /** A zeroed DrainStats. */
 export function newDrainStats(): DrainStats {
@@ -44,9 +63,23 @@ export function newDrainStats(): DrainStats {
     holdsOver10Us: 0,
     holdsOver50Us: 0,
     totalHoldUs: 0,
+    preemptedHolds: -1,
+    maxRunningHoldUs: 0,
+    holdUs: [],
+    boost: 'off',
     ms: 0,
     finished: false,
   };
+}
+
+/** How a drainer runs its loop (all optional). */
+export interface DrainLoopOptions {
+  /** Lazy blocks taken per lock hold (default 1: exactly vm_phys_lazy_init_domain's sequence). */
+  batch?: number;
+  /** Raise this thread's priority around each lock hold. */
+  priority?: ThreadPriority;
+  /** Observe whether the thread was descheduled during a hold (DrainStats.preemptedHolds). */
+  sched?: SchedProbe;
 }
 
 const now = () => performance.now();
@@ -54,8 +87,14 @@ const now = () => performance.now();
 /**
  * Drain the lazy blocks of `domain` with the take / finish-unlocked / put protocol. Returns when
  * the domain's LAZYINIT queues are empty (initdone set); blocks other drainers still hold in
- * flight may remain (see `waitInflight`). Stops early once `stop[stopIndex]` is non-zero.
- * The caller must not hold the domain's lock.
+ * flight may remain (see `waitInflight`). Stops early once `stop[stopIndex]` is non-zero (blocks
+ * already taken are still finished and put back). The caller must not hold the domain's lock.
+ *
+ * As in vm_phys_lazy_init_domain, one lock hold frees the blocks finished since the last hold
+ * and takes the next ones: with `batch` = 1 that is FreeBSD's sequence exactly (free block i,
+ * take block i+1, drop the lock); `batch` = k takes k blocks per hold, so a worker runs into the
+ * drainer k times less often, each time for a somewhat longer hold. Blocks are put back in the
+ * order they were taken, so the DEFAULT queues end up as with batch 1.
  */
 export function drainDomainLocked(
   vm: VmPhys,
@@ -64,47 +103,92 @@ export function drainDomainLocked(
   st: DrainStats,
   stop?: Int32Array,
   stopIndex = 0,
+  opts: DrainLoopOptions = {},
 ): void {
   const ctl = vm.c.ctl;
+  const link = vm.p.link;
+  const k = Math.max(1, Math.floor(opts.batch ?? 1));
+  const prio = opts.priority;
+  const sched = opts.sched?.available ? opts.sched : undefined;
+  if (prio !== undefined) st.boost = prio.state;
+  if (sched !== undefined && st.preemptedHolds < 0) st.preemptedHolds = 0;
+  const held = new Int32Array(k); // idx * 16 + order of the blocks this drainer has in flight
+  let n = 0;
+  // Scheduler count at the start of a hold: read before the lock, and again after every nap of
+  // a polite lock wait (nothing sleeps between that read and the successful compare-exchange).
+  let sw0 = -1;
+  const wake = sched !== undefined && locks.polite ? () => (sw0 = sched.switches()) : null;
   for (;;) {
-    if (stop !== undefined && Atomics.load(stop, stopIndex) !== 0) return;
-    if (Atomics.load(ctl, CTL.INITDONE + domain) !== 0) return;
-    prefaultNext(vm, domain);
-    locks.lock(domain);
-    let t0 = now();
-    let r: number;
+    const halt =
+      (stop !== undefined && Atomics.load(stop, stopIndex) !== 0) || Atomics.load(ctl, CTL.INITDONE + domain) !== 0;
+    if (halt && n === 0) return;
+    const want = halt ? 0 : k;
+    if (want > 0) prefaultNext(vm, domain, want);
+    prio?.raise();
+    sw0 = sched !== undefined ? sched.switches() : -1;
+    const c0 = locks.contended;
+    locks.onPoliteWake = wake;
     try {
-      r = vm.lazyTake(domain);
+      locks.lock(domain);
+    } catch (e) {
+      prio?.lower();
+      throw e;
+    } finally {
+      locks.onPoliteWake = null;
+    }
+    const t0 = now();
+    let got = 0;
+    try {
+      for (let i = 0; i < n; i++) {
+        const r = held[i];
+        const order = r % 16;
+        vm.lazyPut(domain, (r - order) / 16, order);
+      }
+      n = 0;
+      for (; got < want; got++) {
+        const r = vm.lazyTake(domain);
+        if (r < 0) break;
+        held[got] = r;
+      }
     } finally {
       const h = (now() - t0) * 1000;
       locks.unlock(domain);
-      noteHold(st, h);
+      // Descheduled during the hold? Decidable when no sleep can have come between the count's
+      // read and the acquisition (polite wait, or no wait at all); a read costs a few µs, so only
+      // for holds long enough to contain a context switch. Read before lowering the priority.
+      const pre =
+        h > 5 &&
+        sched !== undefined &&
+        sw0 >= 0 &&
+        (wake !== null || locks.contended === c0) &&
+        sched.switches() !== sw0;
+      prio?.lower();
+      noteHold(st, h, pre);
     }
-    if (r < 0) return;
-    const order = r % 16;
-    const idx = (r - order) / 16;
-    // Lock dropped: nobody else can reach this block. Initialise it, and touch its link words
-    // so that lazyPut under the lock does not take a page fault on fresh memory.
-    vm.finishInit(idx, order);
-    Atomics.add(vm.p.link, 2 * idx, 0);
-    locks.lock(domain);
-    t0 = now();
-    try {
-      vm.lazyPut(domain, idx, order);
-    } finally {
-      const h = (now() - t0) * 1000;
-      locks.unlock(domain);
-      noteHold(st, h);
+    if (got === 0) return;
+    n = got;
+    for (let i = 0; i < n; i++) {
+      const r = held[i];
+      const order = r % 16;
+      const idx = (r - order) / 16;
+      // Lock dropped: nobody else can reach this block. Initialise it, and fault in its head's
+      // link page so that lazyPut under the lock does not take that page fault (see prefaultNext
+      // for why a compare-exchange).
+      vm.finishInit(idx, order);
+      Atomics.compareExchange(link, 2 * idx, 0, 0);
+      st.blocks++;
+      st.pages += 1 << order;
     }
-    st.blocks++;
-    st.pages += 1 << order;
   }
 }
 
-function noteHold(st: DrainStats, us: number): void {
+function noteHold(st: DrainStats, us: number, preempted: boolean): void {
   st.holds++;
   st.totalHoldUs += us;
+  if (st.holdUs.length < HOLD_SAMPLES) st.holdUs.push(us);
   if (us > st.maxHoldUs) st.maxHoldUs = us;
+  if (preempted) st.preemptedHolds++;
+  else if (us > st.maxRunningHoldUs) st.maxRunningHoldUs = us;
   if (us > 10) {
     st.holdsOver10Us++;
     if (us > 50) st.holdsOver50Us++;
@@ -112,31 +196,40 @@ function noteHold(st: DrainStats, us: number): void {
 }
 
 /**
- * Before taking the lock: guess the block lazyTake will take (an unlocked, possibly stale read of
- * the lazy queue heads) and pre-fault the metadata and link pages it will write — its head and
- * the next chunk of its run — with atomic no-op read-modify-writes (Atomics.add of 0), which are
- * safe even if another thread owns those words by now. This keeps zero-fill page faults of never
- * touched SharedArrayBuffer memory out of the critical section.
+ * Before taking the lock: guess the blocks lazyTake will take next (an unlocked, possibly stale
+ * walk of the lazy queues from their heads) and pre-fault the metadata and link pages it will
+ * touch — each block head's metadata byte and link words — so that zero-fill page faults of
+ * never-touched SharedArrayBuffer memory stay out of the critical section. A stale guess costs
+ * only a wasted touch; indices are bounds-checked.
+ *
+ * The touch is `Atomics.compareExchange(a, i, 0, 0)`: it never changes a value (it stores 0 only
+ * where 0 already is), so it is safe on words another thread owns, and it is a pure write access
+ * (x86 `lock cmpxchg`). `Atomics.add(a, i, 0)` would also keep the value, but V8 implements it
+ * with a load first: the load maps the shared zero page and the write then takes a second,
+ * copy-on-write fault whose TLB flush interrupts every other CPU running this process (one
+ * shootdown IPI per page; measured: ~2 per 16 MiB block drained, each stalling the workers).
  */
-function prefaultNext(vm: VmPhys, domain: number): void {
+function prefaultNext(vm: VmPhys, domain: number, count: number): void {
   const ctl = vm.c.ctl;
   const head = vm.c.qHead;
+  const tail = vm.c.qTail;
+  const { meta, link } = vm.p;
+  const total = vm.totalPages;
+  let left = count + 1; // one more than needed: the next hold's first block
   for (let fl = 0; fl < vm.nFl; fl++) {
     const flind = ctl[CTL.FL_TO_FLIND + fl];
     if (flind < 0) continue;
     const qbase = vm.qIndex(domain, flind, Pool.LAZYINIT, 0);
     for (let o = 0; o < vm.nOrd; o++) {
-      const m = head[qbase + o];
-      if (m < 0 || m >= vm.totalPages) continue;
-      const { meta, link } = vm.p;
-      Atomics.add(meta, m, 0);
-      Atomics.add(link, 2 * m, 0);
-      const n = m + vm.chunkPages;
-      if (n < vm.totalPages) {
-        Atomics.add(meta, n, 0);
-        Atomics.add(link, 2 * n, 0);
+      const q = qbase + o;
+      let m = head[q];
+      while (m >= 0 && m < total) {
+        Atomics.compareExchange(meta, m, 0, 0);
+        Atomics.compareExchange(link, 2 * m, 0, 0);
+        if (--left === 0) return;
+        if (m === tail[q]) break;
+        m = vm.nextOf(m);
       }
-      return;
     }
   }
 }
@@ -170,13 +263,14 @@ export function drainAll(
   st: DrainStats = newDrainStats(),
   stop?: Int32Array,
   stopIndex = 0,
+  opts: DrainLoopOptions = {},
 ): DrainStats {
   const ctl = vm.c.ctl;
   const t0 = now();
   Atomics.add(ctl, CTL.DRAINERS, 1);
   let left = -1;
   try {
-    for (let d = 0; d < vm.ndomains; d++) drainDomainLocked(vm, locks, d, st, stop, stopIndex);
+    for (let d = 0; d < vm.ndomains; d++) drainDomainLocked(vm, locks, d, st, stop, stopIndex, opts);
   } finally {
     left = Atomics.sub(ctl, CTL.DRAINERS, 1) - 1;
   }
@@ -234,7 +328,11 @@ export interface DrainerOptions {
   delayMs?: number;
   /** JIT warm-up rounds before attaching (default 60; see warmUp). */
   warmRounds?: number;
-  /** Lock spin count of the drainers (see LockOptions.spin). */
+  /**
+   * Lock spin count of the drainers (see LockOptions.spin). Default 0: a polite drainer does
+   * not poll the lock word, whose cache line would then bounce on every lock and unlock of the
+   * workers; it retries with a single compare-exchange after each nap.
+   */
   spin?: number;
   /**
    * Nice value of the drainer threads (default 19: vmlazyinit runs at idle priority, so the CPU
@@ -243,6 +341,18 @@ export interface DrainerOptions {
   nice?: number;
   /** Low-priority lock waiting (LockOptions.polite); default true. */
   polite?: boolean;
+  /**
+   * Lazy blocks taken per lock hold (default DRAIN_BATCH; see drainDomainLocked). Each hold is
+   * a moment a worker may have to wait; with 1 block per hold a 32 GiB drain makes ~2,000 of
+   * them, which on a fast drain is above 1% of a worker's allocations, i.e. inside its p99.
+   */
+  batch?: number;
+  /**
+   * Nice value while acquiring and holding a domain lock (default 0, the workers' priority; only
+   * used when `nice` is set): the priority-ceiling boost of ThreadPriority, so that a nice-19
+   * holder is not left behind normal threads while workers wait for its lock. null = no boost.
+   */
+  holdNice?: number | null;
 }
 
 /** A running set of drainer workers. */
@@ -273,9 +383,11 @@ export function startDrainers(h: SharedHandle, opts: DrainerOptions = {}, lockWo
         afterRunning: opts.afterRunning ?? 0,
         delayMs: opts.delayMs ?? 0,
         warmRounds: opts.warmRounds ?? 60,
-        spin: opts.spin,
+        spin: opts.spin ?? 0,
         nice: opts.nice ?? 19,
         polite: opts.polite ?? true,
+        batch: opts.batch ?? DRAIN_BATCH,
+        holdNice: opts.holdNice === undefined ? 0 : opts.holdNice,
       },
     });
     trackWorker(h.sync, w, lockWords);
@@ -308,8 +420,9 @@ export function startDrainers(h: SharedHandle, opts: DrainerOptions = {}, lockWo
  * holds on the real allocator run optimised code instead of the interpreter (cold holds are
  * 10-100× longer). Returns the number of lazy blocks drained.
  */
-export function warmUp(profile: Profile, rounds = 150): number {
+export function warmUp(profile: Profile, rounds = 150, drain?: { loop: DrainLoopOptions; lock: LockOptions }): number {
   let blocks = 0;
+  const stop = new Int32Array(1); // the real drain polls a stop word too
   const out = new Float64Array(64);
   const MiB = 1024 * 1024;
   const high = 4 * 1024 * MiB; // a segment above 4 GiB: addresses that are not small integers
@@ -325,7 +438,7 @@ export function warmUp(profile: Profile, rounds = 150): number {
       vm.addAvail(a, a + 4 * MiB - 4096 * (1 + ((a / (4 * MiB)) % 7)));
     vm.init();
     vm.startup('lazy');
-    const locks = new DomainLocks(vm);
+    const locks = new DomainLocks(vm, drain?.lock);
     const st = newDrainStats();
     for (let k = 0; k < 8; k++) {
       const pool = 1 + (k & 1);
@@ -336,7 +449,8 @@ export function warmUp(profile: Profile, rounds = 150): number {
     for (let k = 0; k < got; k++) vm.freePages(out[k], 1, 0);
     const c = allocContig(vm, 0, 3 + (i & 15), 0, 2 ** 52, 4096, 0);
     if (c !== null) vm.freeContig(c, 1, 3 + (i & 15));
-    drainDomainLocked(vm, locks, 0, st);
+    // A drainer warms up with the very options object it will drain with (same hidden class).
+    drainDomainLocked(vm, locks, 0, st, stop, 0, drain?.loop ?? { batch: 1 + (i & 1) * 7 });
     blocks += st.blocks;
   }
   return blocks;

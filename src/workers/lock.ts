@@ -6,8 +6,9 @@
  * Lock word: `c.locks[lockIndex(profile, d)]` holds 0 when free, else the owner's id
  * (Node `threadId + 1`, so the main thread is 1). The next words of the same cache line count
  * the threads sleeping on the lock (+1) and name a starving waiter (+2). Acquire: one
- * compare-exchange (fast path); otherwise spin a little, then register as a sleeper and sleep
- * with a *timed* `Atomics.wait` on the lock word. Release: compare-exchange owner → 0 (a release
+ * compare-exchange (fast path); otherwise spin (`spin` polls, then for up to `spinUs` µs: a
+ * holder's critical section is usually shorter than a futex sleep and wake-up), then register as
+ * a sleeper and sleep with a *timed* `Atomics.wait` on the lock word. Release: compare-exchange owner → 0 (a release
  * by a non-owner is a LockError), then `Atomics.notify` one sleeper if any.
  * Anti-starvation (after Go's sync.Mutex): a sleeper that has waited more than `starveMs` (1 ms)
  * registers itself in word +2; the next release claims that word and hands ownership straight
@@ -138,6 +139,12 @@ export function markDeadOnExit(sync: SharedArrayBuffer, lockWords?: Int32Array):
 export interface LockOptions {
   /** Polls of the lock word before sleeping (default 128). */
   spin?: number;
+  /**
+   * Then keep polling for up to this many µs before sleeping (default 20; not for polite
+   * waiters): a holder in a critical section of a few µs (a drainer's hold) releases well before
+   * a futex sleep and wake-up would return, and the release then needs no wake-up either.
+   */
+  spinUs?: number;
   /** Sleep slice of a waiter, in ms, after which it re-checks the owner's liveness (default 10). */
   pollMs?: number;
   /** Give up with LockError after this many ms of waiting (default 30000). */
@@ -170,6 +177,7 @@ export class DomainLocks {
   readonly ndomains: number;
   readonly id = SELF_ID;
   spin: number;
+  spinUs: number;
   pollMs: number;
   deadlineMs: number;
   starveMs: number;
@@ -185,6 +193,11 @@ export class DomainLocks {
   /** Acquisitions and contended acquisitions by this thread (all domains, never reset). */
   acquires = 0;
   contended = 0;
+  /**
+   * Polite waiting only: called after each nap, just before the next attempt to take the lock
+   * (the drainer reads its scheduler counters there, so a hold's count starts after any sleep).
+   */
+  onPoliteWake: (() => void) | null = null;
   private readonly stride: number;
   private readonly stats: Float64Array;
   private readonly live: Int32Array;
@@ -205,6 +218,7 @@ export class DomainLocks {
     this.pendAcq = new Int32Array(this.ndomains);
     this.pendCont = new Int32Array(this.ndomains);
     this.spin = opts.spin ?? 128;
+    this.spinUs = opts.spinUs ?? 20;
     this.pollMs = opts.pollMs ?? 10;
     this.deadlineMs = opts.deadlineMs ?? 30000;
     this.starveMs = opts.starveMs ?? 1;
@@ -344,6 +358,7 @@ export class DomainLocks {
       if (this.isDead(v)) throw this.deadOwner(d, v);
       Atomics.wait(nap, 0, 0, napMs);
       napMs = Math.min(1, napMs * 2);
+      if (this.onPoliteWake !== null) this.onPoliteWake();
       for (let s = 0; s < this.spin && Atomics.load(w, i) !== 0; s++) {}
       if (now() - start > this.deadlineMs)
         throw new LockError(
@@ -375,6 +390,16 @@ export class DomainLocks {
       return;
     }
     const start = now();
+    if (this.spinUs > 0) {
+      const until = start + this.spinUs / 1000;
+      for (let s = 1; ; s++) {
+        if (Atomics.load(w, i) === 0 && Atomics.compareExchange(w, i, 0, id) === 0) {
+          this.acquired(d, 1);
+          return;
+        }
+        if ((s & 31) === 0 && now() > until) break;
+      }
+    }
     let target = false;
     Atomics.add(w, i + 1, 1);
     try {

@@ -35,6 +35,7 @@ export interface StressWorkerConfig {
   holdTiming: boolean;
   maxSamples: number;
   spin?: number;
+  spinUs?: number;
   starveMs?: number;
   /** JIT warm-up rounds on a private machine before attaching (0 = none). */
   warmRounds: number;
@@ -113,6 +114,8 @@ export interface StressOptions {
   maxSamples?: number;
   /** Lock spin count of the CPU workers (LockOptions.spin). */
   spin?: number;
+  /** Lock spin time of the CPU workers before they sleep, µs (LockOptions.spinUs). */
+  spinUs?: number;
   /** Starvation threshold of the CPU workers' lock waits, ms (LockOptions.starveMs). */
   starveMs?: number;
   /** Run the end-of-run checks (default true). */
@@ -121,6 +124,10 @@ export interface StressOptions {
   drainerSpin?: number;
   /** Nice value of the drainers (default 19, see DrainerOptions.nice). */
   drainerNice?: number;
+  /** Nice value of the drainers while they hold a lock (DrainerOptions.holdNice). */
+  drainerHoldNice?: number | null;
+  /** Lazy blocks a drainer takes per lock hold (DrainerOptions.batch). */
+  drainerBatch?: number;
   /** JIT warm-up rounds of each CPU worker before the start (default 0; drainers always warm up). */
   warmRounds?: number;
 }
@@ -217,6 +224,7 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
       holdTiming: o.holdTiming ?? false,
       maxSamples: o.maxSamples ?? 1 << 20,
       spin: o.spin,
+      spinUs: o.spinUs,
       starveMs: o.starveMs,
       warmRounds: o.warmRounds ?? 0,
     };
@@ -252,6 +260,8 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
           delayMs: o.drainDelayMs ?? 0,
           spin: o.drainerSpin,
           nice: o.drainerNice,
+          holdNice: o.drainerHoldNice,
+          batch: o.drainerBatch,
         },
         vm.c.locks,
       )

@@ -11,10 +11,11 @@ import { CTL } from '../core/layout.js';
 import { Pool } from '../core/params.js';
 import type { VmPhys } from '../core/vmphys.js';
 import { attach, type SharedHandle } from './attach.js';
-import { drainAll, newDrainStats, warmUp } from './drainer.js';
-import { DomainLocks, markDeadOnExit, SYNC, syncViews } from './lock.js';
+import { type DrainLoopOptions, drainAll, newDrainStats, warmUp } from './drainer.js';
+import { DomainLocks, type LockOptions, markDeadOnExit, SYNC, syncViews } from './lock.js';
 import { LockedVmPhys } from './locked.js';
 import { PcpuCache } from './pcpu.js';
+import { SchedProbe, ThreadPriority } from './sched.js';
 import type { StressWorkerConfig, StressWorkerResult } from './stress-run.js';
 
 interface DrainConfig {
@@ -32,6 +33,10 @@ interface DrainConfig {
   nice: number;
   /** Low-priority lock waiting (LockOptions.polite). */
   polite: boolean;
+  /** Lazy blocks taken per lock hold. */
+  batch: number;
+  /** Nice value while acquiring and holding a lock (priority ceiling); null = stay at `nice`. */
+  holdNice: number | null;
 }
 
 /**
@@ -90,6 +95,7 @@ function setupStress(cfg: StressWorkerConfig): StressEnv {
   const locks = new DomainLocks(vm, {
     timing: cfg.holdTiming,
     spin: cfg.spin,
+    spinUs: cfg.spinUs,
     starveMs: cfg.starveMs,
     maxSamples: cfg.maxSamples,
   });
@@ -220,9 +226,13 @@ function stress(cfg: StressWorkerConfig, env: StressEnv): StressWorkerResult {
   };
 }
 
-function drain(cfg: DrainConfig, vm: VmPhys, locks: DomainLocks) {
+function drain(cfg: DrainConfig, vm: VmPhys, locks: DomainLocks, loop: DrainLoopOptions) {
   const st = newDrainStats();
-  drainAll(vm, locks, st, syncViews(cfg.handle.sync).i32, SYNC.STOP);
+  try {
+    drainAll(vm, locks, st, syncViews(cfg.handle.sync).i32, SYNC.STOP, loop);
+  } finally {
+    loop.sched?.close();
+  }
   locks.flushCounters();
   return { type: 'drained', index: cfg.index, stats: st };
 }
@@ -285,9 +295,13 @@ if (port) {
       port.postMessage(cfg.iterations < 0 ? noise(cfg) : compute(cfg));
     } else if (cfg.role === 'drain') {
       const vm = attach(cfg.handle);
-      warmUp(vm.profile, cfg.warmRounds);
-      if (cfg.nice !== 0) lowerPriority(cfg.nice);
-      const locks = new DomainLocks(vm, { spin: cfg.spin, polite: cfg.polite });
+      // vmlazyinit's idle priority between lock holds; the workers' priority while holding one.
+      const priority = cfg.nice !== 0 ? new ThreadPriority(cfg.nice, cfg.holdNice ?? cfg.nice) : undefined;
+      const sched = new SchedProbe();
+      const loop: DrainLoopOptions = { batch: cfg.batch, priority, sched };
+      const lockOpts: LockOptions = { spin: cfg.spin, polite: cfg.polite };
+      warmUp(vm.profile, cfg.warmRounds, { loop, lock: lockOpts });
+      const locks = new DomainLocks(vm, lockOpts);
       markDeadOnExit(cfg.handle.sync, locks.words);
       port.postMessage({ type: 'ready', index: cfg.index });
       if (cfg.waitGo) waitGo(cfg.handle.sync);
@@ -297,7 +311,8 @@ if (port) {
         (r = Atomics.load(i32, SYNC.RUNNING)) < cfg.afterRunning && Atomics.load(i32, SYNC.STOP) === 0;
       )
         Atomics.wait(i32, SYNC.RUNNING, r, 100);
-      port.postMessage(drain(cfg, vm, locks));
+      if (cfg.delayMs > 0) Atomics.wait(i32, SYNC.STOP, 0, cfg.delayMs);
+      port.postMessage(drain(cfg, vm, locks, loop));
     } else {
       const env = setupStress(cfg);
       port.postMessage({ type: 'ready', index: cfg.index });
