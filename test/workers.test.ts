@@ -224,6 +224,41 @@ describe('drainer', () => {
     }
   });
 
+  test('with yieldMs, the drainer naps after a hold only when others took the lock meanwhile', () => {
+    for (const traffic of [false, true]) {
+      const vm = buildMachine(256 * MiB);
+      const ref = buildMachine(256 * MiB);
+      ref.drain();
+      const other = new DomainLocks(vm);
+      // A stand-in for ThreadPriority: lower() runs right after each of the drainer's holds; with
+      // traffic it plays another thread taking and releasing the lock at that moment.
+      const priority = {
+        state: 'raised',
+        raise() {},
+        lower() {
+          if (traffic) {
+            other.lock(0);
+            other.unlock(0);
+          }
+        },
+      } as unknown as ThreadPriority;
+      const act0 = other.activity(0);
+      const st = drainAll(vm, new DomainLocks(vm), newDrainStats(), undefined, 0, {
+        batch: 4,
+        priority,
+        yieldMs: 0.01,
+      });
+      assert.equal(st.finished, true);
+      assert.equal(physFree(vm), physFree(ref), 'yielding changes the timing, never the result');
+      // Every hold is one acquisition (two with the simulated foreign one); drainAll ends with
+      // lockAll (finishLazyInit) and one more hold to publish its figures.
+      assert.equal((other.activity(0) - act0) | 0, st.holds * (traffic ? 2 : 1) + 2);
+      // The last hold finds the queues empty and ends the loop before any nap.
+      assert.equal(st.yields, traffic ? st.holds - 1 : 0, `traffic=${traffic}: ${st.yields} naps, ${st.holds} holds`);
+      verify(vm, { heldPages: 0 });
+    }
+  });
+
   test('a drainer told to stop still frees the blocks it has in flight', () => {
     const vm = buildMachine(512 * MiB);
     const total = vm.counts().total;

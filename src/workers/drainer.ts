@@ -41,6 +41,8 @@ export interface DrainStats {
   holdUs: number[];
   /** Whether the thread's priority was raised around its holds (see ThreadPriority). */
   boost: BoostState;
+  /** Times the drainer slept `yieldMs` because other threads had taken the lock (allocator traffic). */
+  yields: number;
   /** Wall time of the drain, ms. */
   ms: number;
   /** True when this drainer was the last one and moved vm_default_freepool to DEFAULT. */
@@ -49,6 +51,9 @@ export interface DrainStats {
 
 /** Lazy blocks a vmlazyinit worker takes per lock hold by default (DrainerOptions.batch). */
 export const DRAIN_BATCH = 4;
+
+/** A vmlazyinit worker's sleep after a hold that saw allocator traffic, ms (DrainerOptions.yieldMs). */
+export const DRAIN_YIELD_MS = 1;
 
 /** Most hold samples a DrainStats keeps. */
 export const HOLD_SAMPLES = 1 << 16;
@@ -67,6 +72,7 @@ export function newDrainStats(): DrainStats {
     maxRunningHoldUs: 0,
     holdUs: [],
     boost: 'off',
+    yields: 0,
     ms: 0,
     finished: false,
   };
@@ -80,6 +86,15 @@ export interface DrainLoopOptions {
   priority?: ThreadPriority;
   /** Observe whether the thread was descheduled during a hold (DrainStats.preemptedHolds). */
   sched?: SchedProbe;
+  /**
+   * Idle priority towards allocator traffic: when other threads took the domain lock since this
+   * drainer's previous hold, sleep this many ms before the next hold (default 0: FreeBSD's
+   * vmlazyinit, which drains whenever a CPU is idle). Allocations never wait for the drain —
+   * they initialise lazy memory on demand — so yielding costs them nothing, and while they run
+   * the drainer occupies the lock for at most one hold per `yieldMs` instead of back to back
+   * (about 5 % of the time for a full-speed 32 GiB drain, i.e. inside a worker's p99).
+   */
+  yieldMs?: number;
 }
 
 const now = () => performance.now();
@@ -114,6 +129,9 @@ export function drainDomainLocked(
   if (sched !== undefined && st.preemptedHolds < 0) st.preemptedHolds = 0;
   const held = new Int32Array(k); // idx * 16 + order of the blocks this drainer has in flight
   let n = 0;
+  const yieldMs = Math.max(0, opts.yieldMs ?? 0);
+  const nap = yieldMs > 0 ? new Int32Array(new SharedArrayBuffer(4)) : null;
+  let act = locks.activity(domain);
   // Scheduler count at the start of a hold: read before the lock, and again after every nap of
   // a polite lock wait (nothing sleeps between that read and the successful compare-exchange).
   let sw0 = -1;
@@ -165,6 +183,10 @@ export function drainDomainLocked(
       prio?.lower();
       noteHold(st, h, pre);
     }
+    // Acquisitions by others since the previous hold (ours is one of them): allocator traffic.
+    const a = locks.activity(domain);
+    const busy = ((a - act) | 0) > 1;
+    act = a;
     if (got === 0) return;
     n = got;
     for (let i = 0; i < n; i++) {
@@ -178,6 +200,11 @@ export function drainDomainLocked(
       Atomics.compareExchange(link, 2 * idx, 0, 0);
       st.blocks++;
       st.pages += 1 << order;
+    }
+    if (busy && nap !== null) {
+      st.yields++;
+      Atomics.wait(nap, 0, 0, yieldMs);
+      act = locks.activity(domain); // traffic during the nap is what the nap was for
     }
   }
 }
@@ -348,6 +375,11 @@ export interface DrainerOptions {
    */
   batch?: number;
   /**
+   * Sleep (ms) before the next hold when other threads took the lock since the last one
+   * (DrainLoopOptions.yieldMs; default DRAIN_YIELD_MS; 0 = drain flat out, as FreeBSD does).
+   */
+  yieldMs?: number;
+  /**
    * Nice value while acquiring and holding a domain lock (default 0, the workers' priority; only
    * used when `nice` is set): the priority-ceiling boost of ThreadPriority, so that a nice-19
    * holder is not left behind normal threads while workers wait for its lock. null = no boost.
@@ -387,6 +419,7 @@ export function startDrainers(h: SharedHandle, opts: DrainerOptions = {}, lockWo
         nice: opts.nice ?? 19,
         polite: opts.polite ?? true,
         batch: opts.batch ?? DRAIN_BATCH,
+        yieldMs: opts.yieldMs ?? DRAIN_YIELD_MS,
         holdNice: opts.holdNice === undefined ? 0 : opts.holdNice,
       },
     });

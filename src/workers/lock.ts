@@ -5,7 +5,9 @@
  *
  * Lock word: `c.locks[lockIndex(profile, d)]` holds 0 when free, else the owner's id
  * (Node `threadId + 1`, so the main thread is 1). The next words of the same cache line count
- * the threads sleeping on the lock (+1) and name a starving waiter (+2). Acquire: one
+ * the threads sleeping on the lock (+1), name a starving waiter (+2) and count acquisitions by
+ * every thread (+3, `ACT_WORD`, wrapping; written by the new owner under the lock, read racily by
+ * a drainer that yields to allocator traffic). Acquire: one
  * compare-exchange (fast path); otherwise spin (`spin` polls, then for up to `spinUs` µs: a
  * holder's critical section is usually shorter than a futex sleep and wake-up), then register as
  * a sleeper and sleep with a *timed* `Atomics.wait` on the lock word. Release: compare-exchange owner → 0 (a release
@@ -167,6 +169,9 @@ export interface LockOptions {
 const now = () => performance.now();
 const PUBLISH_EVERY = 1024;
 
+/** Offset of the acquisition counter from a domain's lock word (same cache line). */
+export const ACT_WORD = 3;
+
 /**
  * The per-domain free locks of one allocator, as seen from one thread. Not reentrant. Each
  * thread makes its own instance (it keeps the thread's private counters and timing state).
@@ -225,6 +230,11 @@ export class DomainLocks {
     this.polite = opts.polite ?? false;
     this.timing = opts.timing ?? false;
     this.holdSamples = new Float64Array(this.timing ? (opts.maxSamples ?? 1 << 20) : 0);
+  }
+
+  /** Acquisitions of domain d's lock by all threads so far (wrapping int32; a racy read). */
+  activity(d: number): number {
+    return Atomics.load(this.words, d * this.stride + ACT_WORD);
   }
 
   /** Take domain `d`'s free lock (0 ≤ d < ndomains, not checked). Throws LockError on a dead owner. */
@@ -308,6 +318,9 @@ export class DomainLocks {
   }
 
   private acquired(d: number, contended: number): void {
+    // The new owner holds the line exclusively after its compare-exchange: a plain add is ~free.
+    const a = d * this.stride + ACT_WORD;
+    this.words[a] = (this.words[a] + 1) | 0;
     this.acquires++;
     this.contended += contended;
     this.pendCont[d] += contended;

@@ -35,6 +35,8 @@ interface DrainConfig {
   polite: boolean;
   /** Lazy blocks taken per lock hold. */
   batch: number;
+  /** Sleep after a hold that saw allocator traffic, ms (DrainLoopOptions.yieldMs). */
+  yieldMs: number;
   /** Nice value while acquiring and holding a lock (priority ceiling); null = stay at `nice`. */
   holdNice: number | null;
 }
@@ -298,7 +300,7 @@ if (port) {
       // vmlazyinit's idle priority between lock holds; the workers' priority while holding one.
       const priority = cfg.nice !== 0 ? new ThreadPriority(cfg.nice, cfg.holdNice ?? cfg.nice) : undefined;
       const sched = new SchedProbe();
-      const loop: DrainLoopOptions = { batch: cfg.batch, priority, sched };
+      const loop: DrainLoopOptions = { batch: cfg.batch, priority, sched, yieldMs: cfg.yieldMs };
       const lockOpts: LockOptions = { spin: cfg.spin, polite: cfg.polite };
       warmUp(vm.profile, cfg.warmRounds, { loop, lock: lockOpts });
       const locks = new DomainLocks(vm, lockOpts);
