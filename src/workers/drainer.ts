@@ -183,9 +183,10 @@ export function drainDomainLocked(
       prio?.lower();
       noteHold(st, h, pre);
     }
-    // Acquisitions by others since the previous hold (ours is one of them): allocator traffic.
+    // Acquisitions by allocating threads since the previous hold (ours counts too unless this
+    // drainer's locks were made with traffic: false, as a vmlazyinit worker's are).
     const a = locks.activity(domain);
-    const busy = ((a - act) | 0) > 1;
+    const busy = ((a - act) | 0) > (locks.traffic ? 1 : 0);
     act = a;
     if (got === 0) return;
     n = got;

@@ -6,8 +6,8 @@
  * Lock word: `c.locks[lockIndex(profile, d)]` holds 0 when free, else the owner's id
  * (Node `threadId + 1`, so the main thread is 1). The next words of the same cache line count
  * the threads sleeping on the lock (+1), name a starving waiter (+2) and count acquisitions by
- * every thread (+3, `ACT_WORD`, wrapping; written by the new owner under the lock, read racily by
- * a drainer that yields to allocator traffic). Acquire: one
+ * allocating threads (+3, `ACT_WORD`, wrapping; written by the new owner under the lock, read
+ * racily by a drainer that yields to allocator traffic). Acquire: one
  * compare-exchange (fast path); otherwise spin (`spin` polls, then for up to `spinUs` µs: a
  * holder's critical section is usually shorter than a futex sleep and wake-up), then register as
  * a sleeper and sleep with a *timed* `Atomics.wait` on the lock word. Release: compare-exchange owner → 0 (a release
@@ -147,6 +147,11 @@ export interface LockOptions {
    * a futex sleep and wake-up would return, and the release then needs no wake-up either.
    */
   spinUs?: number;
+  /**
+   * Whether this thread's acquisitions count as allocator traffic in the ACT word (default true).
+   * Drainers pass false, so that parallel drainers do not mistake each other for allocations.
+   */
+  traffic?: boolean;
   /** Sleep slice of a waiter, in ms, after which it re-checks the owner's liveness (default 10). */
   pollMs?: number;
   /** Give up with LockError after this many ms of waiting (default 30000). */
@@ -188,6 +193,8 @@ export class DomainLocks {
   starveMs: number;
   polite: boolean;
   timing: boolean;
+  /** Acquisitions by this thread bump the ACT word (LockOptions.traffic). */
+  readonly traffic: boolean;
   /** Hold times in ms recorded by this thread when `timing` (first `holdCount` entries). */
   holdSamples: Float64Array;
   holdCount = 0;
@@ -228,11 +235,12 @@ export class DomainLocks {
     this.deadlineMs = opts.deadlineMs ?? 30000;
     this.starveMs = opts.starveMs ?? 1;
     this.polite = opts.polite ?? false;
+    this.traffic = opts.traffic ?? true;
     this.timing = opts.timing ?? false;
     this.holdSamples = new Float64Array(this.timing ? (opts.maxSamples ?? 1 << 20) : 0);
   }
 
-  /** Acquisitions of domain d's lock by all threads so far (wrapping int32; a racy read). */
+  /** Acquisitions of domain d's lock that count as traffic, so far (wrapping int32; a racy read). */
   activity(d: number): number {
     return Atomics.load(this.words, d * this.stride + ACT_WORD);
   }
@@ -319,8 +327,10 @@ export class DomainLocks {
 
   private acquired(d: number, contended: number): void {
     // The new owner holds the line exclusively after its compare-exchange: a plain add is ~free.
-    const a = d * this.stride + ACT_WORD;
-    this.words[a] = (this.words[a] + 1) | 0;
+    if (this.traffic) {
+      const a = d * this.stride + ACT_WORD;
+      this.words[a] = (this.words[a] + 1) | 0;
+    }
     this.acquires++;
     this.contended += contended;
     this.pendCont[d] += contended;

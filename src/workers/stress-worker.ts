@@ -301,7 +301,7 @@ if (port) {
       const priority = cfg.nice !== 0 ? new ThreadPriority(cfg.nice, cfg.holdNice ?? cfg.nice) : undefined;
       const sched = new SchedProbe();
       const loop: DrainLoopOptions = { batch: cfg.batch, priority, sched, yieldMs: cfg.yieldMs };
-      const lockOpts: LockOptions = { spin: cfg.spin, polite: cfg.polite };
+      const lockOpts: LockOptions = { spin: cfg.spin, polite: cfg.polite, traffic: false };
       warmUp(vm.profile, cfg.warmRounds, { loop, lock: lockOpts });
       const locks = new DomainLocks(vm, lockOpts);
       markDeadOnExit(cfg.handle.sync, locks.words);
