@@ -82,6 +82,13 @@ export class VmPhys {
   readonly c: ControlViews;
   /** Page views; empty until `init`. */
   p: PageViews;
+  // The hot paths' typed arrays, also held directly (one load fewer per access than this.c.x /
+  // this.p.x): the same views as in `c` and `p`, rebound whenever `p` changes.
+  private qHeadV: Int32Array;
+  private qTailV: Int32Array;
+  private qCountV: Int32Array;
+  private metaV: Uint8Array;
+  private linkV: Int32Array;
   // Constants cached from the profile (hot paths read fields, not objects).
   readonly nOrd: number; // VM_NFREEORDER
   readonly maxOrder: number; // VM_NFREEORDER - 1
@@ -119,6 +126,11 @@ export class VmPhys {
     this.chunkPages = 1 << this.maxOrder;
     this.c = control ?? createControl(profile, opts.shared ?? true, opts.maxRuns ?? DEFAULT_MAX_RUNS);
     this.p = pages ?? createPages(0, false);
+    this.qHeadV = this.c.qHead;
+    this.qTailV = this.c.qTail;
+    this.qCountV = this.c.qCount;
+    this.metaV = this.p.meta;
+    this.linkV = this.p.link;
     const n = profile.physSegMax;
     this.segStart = new Float64Array(n);
     this.segEnd = new Float64Array(n);
@@ -450,6 +462,8 @@ export class VmPhys {
     ctl[CTL.TOTAL_PAGES] = first;
     ctl[CTL.DEFAULT_FREEPOOL] = Pool.LAZYINIT;
     this.p = pages;
+    this.metaV = pages.meta;
+    this.linkV = pages.link;
     ctl[CTL.PHASE] = 1;
     this.refreshSegments();
   }
@@ -607,27 +621,26 @@ export class VmPhys {
     // Only links that a later walk can read are written: the head's prev and the tail's next are
     // never read (walks stop at qTail; removal of the head does not read its prev), so adding to
     // an empty queue touches no link page at all.
-    const p = this.p;
-    const c = this.c;
-    p.meta[idx] = M_INIT | (pool << 4) | order;
+    const link = this.linkV;
+    this.metaV[idx] = M_INIT | (pool << 4) | order;
     if (tail) {
-      const t = c.qTail[q];
-      if (t < 0) c.qHead[q] = idx;
+      const t = this.qTailV[q];
+      if (t < 0) this.qHeadV[q] = idx;
       else {
-        p.link[2 * t] = idx + 1;
-        p.link[2 * idx + 1] = t + 1;
+        link[2 * t] = idx + 1;
+        link[2 * idx + 1] = t + 1;
       }
-      c.qTail[q] = idx;
+      this.qTailV[q] = idx;
     } else {
-      const h = c.qHead[q];
-      if (h < 0) c.qTail[q] = idx;
+      const h = this.qHeadV[q];
+      if (h < 0) this.qTailV[q] = idx;
       else {
-        p.link[2 * idx] = h + 1;
-        p.link[2 * h + 1] = idx + 1;
+        link[2 * idx] = h + 1;
+        link[2 * h + 1] = idx + 1;
       }
-      c.qHead[q] = idx;
+      this.qHeadV[q] = idx;
     }
-    c.qCount[q]++;
+    this.qCountV[q]++;
   }
 
   /** The entry after m on queue q, or -1 (walks must use this: the tail's next is not kept). */
@@ -666,19 +679,19 @@ export class VmPhys {
    * head). Contract: idx is on queue q, which holds pool `pool` at an order < maxOrder.
    */
   private qRemLinked(q: number, idx: number, pool: number): void {
-    const c = this.c;
-    const link = this.p.link;
-    const meta = this.p.meta;
-    const isHead = c.qHead[q] === idx;
-    const isTail = c.qTail[q] === idx;
+    const link = this.linkV;
+    const qHead = this.qHeadV;
+    const qTail = this.qTailV;
+    const isHead = qHead[q] === idx;
+    const isTail = qTail[q] === idx;
     const nx = isTail ? -1 : link[2 * idx] - 1;
     const pv = isHead ? -1 : link[2 * idx + 1] - 1;
-    if (isHead) c.qHead[q] = nx;
+    if (isHead) qHead[q] = nx;
     else if (!isTail) link[2 * pv] = nx + 1;
-    if (isTail) c.qTail[q] = pv;
+    if (isTail) qTail[q] = pv;
     else if (!isHead) link[2 * nx + 1] = pv + 1;
-    meta[idx] = M_INIT | (pool << 4) | this.nOrd;
-    c.qCount[q]--;
+    this.metaV[idx] = M_INIT | (pool << 4) | this.nOrd;
+    this.qCountV[q]--;
   }
 
   /**
@@ -900,7 +913,7 @@ export class VmPhys {
     const nOrd = this.nOrd;
     const base = this.qIndex(domain, flind, 0, 0);
     const own = base + pool * nOrd;
-    const head = this.c.qHead;
+    const head = this.qHeadV;
     const maxOrder = this.maxOrder;
     for (let oind = order; oind < nOrd; oind++) {
       const m = head[own + oind];
@@ -1071,7 +1084,7 @@ export class VmPhys {
 
   /** The body of vm_phys_free_pages on a page index (no validation). */
   freePagesIdx(idx: number, pool: number, order: number, seg: number): void {
-    const meta = this.p.meta;
+    const meta = this.metaV;
     const first = this.segFirst[seg];
     const end = first + this.segPages[seg];
     const adj = this.segAdj[seg];
