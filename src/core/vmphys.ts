@@ -84,9 +84,13 @@ export class VmPhys {
   p: PageViews;
   // The hot paths' typed arrays, also held directly (one load fewer per access than this.c.x /
   // this.p.x): the same views as in `c` and `p`, rebound whenever `p` changes.
-  private qHeadV: Int32Array;
-  private qTailV: Int32Array;
-  private qCountV: Int32Array;
+  // The queue heads, tails and counts through ONE Int32Array over the whole control buffer, at
+  // offsets oHead/oTail/oCount: compiled code then loads one array's base and length per
+  // function instead of three (the same trick as one heap view in asm.js-style allocators).
+  private c32: Int32Array;
+  private readonly oHead: number;
+  private readonly oTail: number;
+  private readonly oCount: number;
   private metaV: Uint8Array;
   private linkV: Int32Array;
   // Constants cached from the profile (hot paths read fields, not objects).
@@ -106,6 +110,10 @@ export class VmPhys {
   segFlind: Int32Array;
   segAdj: Int32Array; // (startPfn - first) mod 2^32: (idx + adj) has the pfn's low bits
   segQBase: Int32Array; // qIndex(domain, flind, 0, 0): the segment's row of free queues
+  /** Per segment, for the free path in one array: [first, end, adj, qbase] at 4 * seg. */
+  private segHot: Int32Array;
+  /** qIndex(domain, vm_freelist_to_flind[freelist], 0, 0) per [domain][freelist], -1: no such list. */
+  private flQBase: Int32Array;
   private lastRun = 0;
   /** One-entry cache of the last segment looked up (addresses and indices cluster). */
   private lastSeg = 0;
@@ -126,9 +134,10 @@ export class VmPhys {
     this.chunkPages = 1 << this.maxOrder;
     this.c = control ?? createControl(profile, opts.shared ?? true, opts.maxRuns ?? DEFAULT_MAX_RUNS);
     this.p = pages ?? createPages(0, false);
-    this.qHeadV = this.c.qHead;
-    this.qTailV = this.c.qTail;
-    this.qCountV = this.c.qCount;
+    this.c32 = new Int32Array(this.c.buffer, 0, this.c.buffer.byteLength >> 2);
+    this.oHead = this.c.qHead.byteOffset >> 2;
+    this.oTail = this.c.qTail.byteOffset >> 2;
+    this.oCount = this.c.qCount.byteOffset >> 2;
     this.metaV = this.p.meta;
     this.linkV = this.p.link;
     const n = profile.physSegMax;
@@ -140,6 +149,8 @@ export class VmPhys {
     this.segFlind = new Int32Array(n);
     this.segAdj = new Int32Array(n);
     this.segQBase = new Int32Array(n);
+    this.segHot = new Int32Array(4 * n);
+    this.flQBase = new Int32Array(profile.maxMemDom * profile.nFreeList).fill(-1);
     if (control) this.refreshSegments();
   }
 
@@ -234,9 +245,18 @@ export class VmPhys {
       const startPfn = this.segStart[i] / this.pageSize;
       this.segAdj[i] = (startPfn - this.segFirst[i]) | 0;
       this.segQBase[i] = this.qIndex(this.segDomain[i], this.segFlind[i], 0, 0);
+      this.segHot[4 * i] = this.segFirst[i];
+      this.segHot[4 * i + 1] = this.segFirst[i] + this.segPages[i];
+      this.segHot[4 * i + 2] = this.segAdj[i];
+      this.segHot[4 * i + 3] = this.segQBase[i];
     }
     this.segFirst[n] = n > 0 ? this.segFirst[n - 1] + this.segPages[n - 1] : 0;
     this.lastSeg = 0;
+    for (let d = 0; d < this.profile.maxMemDom; d++)
+      for (let fl = 0; fl < this.nFl; fl++) {
+        const flind = this.c.ctl[CTL.FL_TO_FLIND + fl];
+        this.flQBase[d * this.nFl + fl] = flind < 0 || n === 0 ? -1 : this.qIndex(d, flind, 0, 0);
+      }
   }
 
   // ------------------------------------------------------------------ configuration (before init)
@@ -621,26 +641,32 @@ export class VmPhys {
     // Only links that a later walk can read are written: the head's prev and the tail's next are
     // never read (walks stop at qTail; removal of the head does not read its prev), so adding to
     // an empty queue touches no link page at all.
+    // Page indices are < 2^30, so `<< 1` and `| 0` keep the arithmetic in int32 (no overflow
+    // checks in the compiled code).
     const link = this.linkV;
+    const c32 = this.c32;
+    const hq = (this.oHead + q) | 0;
+    const tq = (this.oTail + q) | 0;
     this.metaV[idx] = M_INIT | (pool << 4) | order;
     if (tail) {
-      const t = this.qTailV[q];
-      if (t < 0) this.qHeadV[q] = idx;
+      const t = c32[tq];
+      if (t < 0) c32[hq] = idx;
       else {
-        link[2 * t] = idx + 1;
-        link[2 * idx + 1] = t + 1;
+        link[t << 1] = (idx + 1) | 0;
+        link[(idx << 1) | 1] = (t + 1) | 0;
       }
-      this.qTailV[q] = idx;
+      c32[tq] = idx;
     } else {
-      const h = this.qHeadV[q];
-      if (h < 0) this.qTailV[q] = idx;
+      const h = c32[hq];
+      if (h < 0) c32[tq] = idx;
       else {
-        link[2 * idx] = h + 1;
-        link[2 * h + 1] = idx + 1;
+        link[idx << 1] = (h + 1) | 0;
+        link[(h << 1) | 1] = (idx + 1) | 0;
       }
-      this.qHeadV[q] = idx;
+      c32[hq] = idx;
     }
-    this.qCountV[q]++;
+    const cq = (this.oCount + q) | 0;
+    c32[cq] = (c32[cq] + 1) | 0;
   }
 
   /** The entry after m on queue q, or -1 (walks must use this: the tail's next is not kept). */
@@ -680,18 +706,20 @@ export class VmPhys {
    */
   private qRemLinked(q: number, idx: number, pool: number): void {
     const link = this.linkV;
-    const qHead = this.qHeadV;
-    const qTail = this.qTailV;
-    const isHead = qHead[q] === idx;
-    const isTail = qTail[q] === idx;
-    const nx = isTail ? -1 : link[2 * idx] - 1;
-    const pv = isHead ? -1 : link[2 * idx + 1] - 1;
-    if (isHead) qHead[q] = nx;
-    else if (!isTail) link[2 * pv] = nx + 1;
-    if (isTail) qTail[q] = pv;
-    else if (!isHead) link[2 * nx + 1] = pv + 1;
+    const c32 = this.c32;
+    const hq = (this.oHead + q) | 0;
+    const tq = (this.oTail + q) | 0;
+    const isHead = c32[hq] === idx;
+    const isTail = c32[tq] === idx;
+    const nx = isTail ? -1 : (link[idx << 1] - 1) | 0;
+    const pv = isHead ? -1 : (link[(idx << 1) | 1] - 1) | 0;
+    if (isHead) c32[hq] = nx;
+    else if (!isTail) link[pv << 1] = (nx + 1) | 0;
+    if (isTail) c32[tq] = pv;
+    else if (!isHead) link[(nx << 1) | 1] = (pv + 1) | 0;
     this.metaV[idx] = M_INIT | (pool << 4) | this.nOrd;
-    this.qCountV[q]--;
+    const cq = (this.oCount + q) | 0;
+    c32[cq] = (c32[cq] - 1) | 0;
   }
 
   /**
@@ -908,15 +936,15 @@ export class VmPhys {
 
   /** The body of vm_phys_alloc_freelist_pages on page indices (no validation). */
   allocFreelistIdx(domain: number, freelist: number, pool: number, order: number): number {
-    const flind = this.c.ctl[CTL.FL_TO_FLIND + freelist];
-    if (flind < 0) return -1;
+    const base = this.flQBase[domain * this.nFl + freelist];
+    if (base < 0) return -1;
     const nOrd = this.nOrd;
-    const base = this.qIndex(domain, flind, 0, 0);
-    const own = base + pool * nOrd;
-    const head = this.qHeadV;
+    const own = (base + pool * nOrd) | 0;
+    const c32 = this.c32;
+    const oh = (this.oHead + own) | 0;
     const maxOrder = this.maxOrder;
     for (let oind = order; oind < nOrd; oind++) {
-      const m = head[own + oind];
+      const m = c32[oh + oind];
       if (m >= 0) {
         // Below the maximum order every queued block is materialised with explicit links.
         if (oind < maxOrder) this.qRemLinked(own + oind, m, pool);
@@ -929,7 +957,7 @@ export class VmPhys {
     for (let oind = this.maxOrder; oind >= order; oind--) {
       for (let pind = dfp; pind < this.nPool; pind++) {
         const q = base + pind * nOrd + oind;
-        const m = head[q];
+        const m = c32[this.oHead + q];
         if (m >= 0) {
           if (pind === Pool.LAZYINIT) return this.stealLazy(q, m, oind, own, order, pool);
           this.qRem(q, m);
@@ -1085,10 +1113,12 @@ export class VmPhys {
   /** The body of vm_phys_free_pages on a page index (no validation). */
   freePagesIdx(idx: number, pool: number, order: number, seg: number): void {
     const meta = this.metaV;
-    const first = this.segFirst[seg];
-    const end = first + this.segPages[seg];
-    const adj = this.segAdj[seg];
-    const qbase = this.segQBase[seg];
+    const sh = this.segHot;
+    const s4 = seg << 2;
+    const first = sh[s4];
+    const end = sh[s4 + 1];
+    const adj = sh[s4 + 2];
+    const qbase = sh[s4 + 3];
     const nOrd = this.nOrd;
     const maxOrder = this.maxOrder;
     while (order < maxOrder) {
