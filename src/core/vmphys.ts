@@ -186,8 +186,12 @@ export class VmPhys {
   }
   /** Segment of a page index (one-entry cache, then binary search over first indices). */
   segOfIdx(idx: number): number {
+    // Small on purpose (inlined into callers); the search lives in segOfIdxSlow.
     const c = this.lastSeg;
-    if (idx >= this.segFirst[c] && idx < this.segFirst[c + 1]) return c;
+    const f = this.segFirst;
+    return idx >= f[c] && idx < f[c + 1] ? c : this.segOfIdxSlow(idx);
+  }
+  private segOfIdxSlow(idx: number): number {
     let lo = 0;
     let hi = this.nsegs - 1;
     while (lo < hi) {
@@ -638,33 +642,44 @@ export class VmPhys {
 
   /** vm_freelist_add: mark idx as a free head of `order` in `pool`, insert at tail or head. */
   qAdd(q: number, idx: number, order: number, pool: number, tail: boolean): void {
-    // Only links that a later walk can read are written: the head's prev and the tail's next are
-    // never read (walks stop at qTail; removal of the head does not read its prev), so adding to
-    // an empty queue touches no link page at all.
-    // Page indices are < 2^30, so `<< 1` and `| 0` keep the arithmetic in int32 (no overflow
-    // checks in the compiled code).
-    const link = this.linkV;
+    if (tail) this.qAddTail(q, idx, order, pool);
+    else this.qAddHead(q, idx, order, pool);
+  }
+
+  /**
+   * qAdd at the tail (vm_freelist_add(..., tail = 1): every free and split). Small on purpose,
+   * so that the compiler inlines it into the free and split paths. Page indices are < 2^30, so
+   * `<< 1` and `| 0` keep the arithmetic in int32 (no overflow checks in the compiled code).
+   */
+  qAddTail(q: number, idx: number, order: number, pool: number): void {
     const c32 = this.c32;
-    const hq = (this.oHead + q) | 0;
     const tq = (this.oTail + q) | 0;
     this.metaV[idx] = M_INIT | (pool << 4) | order;
-    if (tail) {
-      const t = c32[tq];
-      if (t < 0) c32[hq] = idx;
-      else {
-        link[t << 1] = (idx + 1) | 0;
-        link[(idx << 1) | 1] = (t + 1) | 0;
-      }
-      c32[tq] = idx;
-    } else {
-      const h = c32[hq];
-      if (h < 0) c32[tq] = idx;
-      else {
-        link[idx << 1] = (h + 1) | 0;
-        link[(h << 1) | 1] = (idx + 1) | 0;
-      }
-      c32[hq] = idx;
+    const t = c32[tq];
+    if (t < 0) c32[(this.oHead + q) | 0] = idx;
+    else {
+      const link = this.linkV;
+      link[t << 1] = (idx + 1) | 0;
+      link[(idx << 1) | 1] = (t + 1) | 0;
     }
+    c32[tq] = idx;
+    const cq = (this.oCount + q) | 0;
+    c32[cq] = (c32[cq] + 1) | 0;
+  }
+
+  /** qAdd at the head (vm_freelist_add(..., tail = 0)). */
+  qAddHead(q: number, idx: number, order: number, pool: number): void {
+    const c32 = this.c32;
+    const hq = (this.oHead + q) | 0;
+    this.metaV[idx] = M_INIT | (pool << 4) | order;
+    const h = c32[hq];
+    if (h < 0) c32[(this.oTail + q) | 0] = idx;
+    else {
+      const link = this.linkV;
+      link[idx << 1] = (h + 1) | 0;
+      link[(h << 1) | 1] = (idx + 1) | 0;
+    }
+    c32[hq] = idx;
     const cq = (this.oCount + q) | 0;
     c32[cq] = (c32[cq] + 1) | 0;
   }
@@ -936,17 +951,29 @@ export class VmPhys {
 
   /** The body of vm_phys_alloc_freelist_pages on page indices (no validation). */
   allocFreelistIdx(domain: number, freelist: number, pool: number, order: number): number {
-    const base = this.flQBase[domain * this.nFl + freelist];
+    const base = this.flQBase[(Math.imul(domain, this.nFl) + freelist) | 0];
     if (base < 0) return -1;
+    const own = (base + Math.imul(pool, this.nOrd)) | 0;
+    // Fast path, kept small enough for the compiler to inline into callers: a block of exactly
+    // this order in the own pool (most order-0 traffic). Below the maximum order every queued
+    // block is materialised with explicit links.
+    const m = this.c32[(this.oHead + own + order) | 0];
+    if (m >= 0 && order < this.maxOrder) {
+      this.qRemLinked((own + order) | 0, m, pool);
+      return m;
+    }
+    return this.allocFreelistSlow(base, own, pool, order);
+  }
+
+  /** allocFreelistIdx past its fast path: larger orders of the own pool, then stealing. */
+  private allocFreelistSlow(base: number, own: number, pool: number, order: number): number {
     const nOrd = this.nOrd;
-    const own = (base + pool * nOrd) | 0;
     const c32 = this.c32;
     const oh = (this.oHead + own) | 0;
     const maxOrder = this.maxOrder;
     for (let oind = order; oind < nOrd; oind++) {
       const m = c32[oh + oind];
       if (m >= 0) {
-        // Below the maximum order every queued block is materialised with explicit links.
         if (oind < maxOrder) this.qRemLinked(own + oind, m, pool);
         else this.qRem(own + oind, m);
         this.splitPages(m, oind, own, order, pool, true);
@@ -954,7 +981,7 @@ export class VmPhys {
       }
     }
     const dfp = this.c.ctl[CTL.DEFAULT_FREEPOOL];
-    for (let oind = this.maxOrder; oind >= order; oind--) {
+    for (let oind = maxOrder; oind >= order; oind--) {
       for (let pind = dfp; pind < this.nPool; pind++) {
         const q = base + pind * nOrd + oind;
         const m = c32[this.oHead + q];
@@ -1112,6 +1139,26 @@ export class VmPhys {
 
   /** The body of vm_phys_free_pages on a page index (no validation). */
   freePagesIdx(idx: number, pool: number, order: number, seg: number): void {
+    // Fast path, small enough to be inlined into callers: the buddy is not a free block of the
+    // same order (or lies outside the segment), so the block is queued as it is.
+    const sh = this.segHot;
+    const s4 = seg << 2;
+    if (order < this.maxOrder) {
+      const bit = 1 << order;
+      const buddy = ((idx + sh[s4 + 2]) & bit) !== 0 ? (idx - bit) | 0 : (idx + bit) | 0;
+      if (buddy >= sh[s4] && buddy < sh[s4 + 1]) {
+        const bm = this.metaV[buddy];
+        if ((bm & M_ORDER) === order && bm !== 0) {
+          this.freeMerge(idx, pool, order, seg);
+          return;
+        }
+      }
+    }
+    this.qAddTail((sh[s4 + 3] + Math.imul(pool, this.nOrd) + order) | 0, idx, order, pool);
+  }
+
+  /** freePagesIdx when the block has a free buddy: merge up, then queue. */
+  private freeMerge(idx: number, pool: number, order: number, seg: number): void {
     const meta = this.metaV;
     const sh = this.segHot;
     const s4 = seg << 2;
@@ -1135,7 +1182,7 @@ export class VmPhys {
       order++;
       if (buddy < idx) idx = buddy;
     }
-    this.qAdd(qbase + pool * nOrd + order, idx, order, pool, true);
+    this.qAddTail(qbase + pool * nOrd + order, idx, order, pool);
   }
 
   /**
