@@ -339,24 +339,30 @@ export const suite: Suite = {
       h.observed
         ? `${h.preempted} holds during which the drainer was descheduled (preempted)`
         : 'preemption not observable here (no /proc/thread-self/schedstat)';
-    out.push({
-      name: 'drainer longest lock hold',
+    // A row whose value is the largest of per-run maxima (µs), with those maxima as samples.
+    const maxRow = (name: string, xs: number[], extra: { goal?: string; notes: string }): Result => ({
+      name,
       unit: 'µs',
-      value: r2(maxOf(H.max)),
-      samples: H.max.map(r2),
-      spread: { min: r2(Math.min(...H.max)), max: r2(maxOf(H.max)) },
-      goal: '≤ 50 µs',
-      notes:
-        `Longest over every run, preempted or not; median of the per-run maxima ${r2(medOf(H.max))} µs. ` +
-        `${H.holds} holds in all (${ram / GiB} GiB machines, a worker running; runs with the drainer at nice 19, at nice 0 and pre-faulted): ` +
-        `p50 ${hq(0.5)} µs, p99 ${hq(0.99)} µs, p99.9 ${hq(0.999)} µs; ${H.over10} longer than 10 µs, ${H.over50} longer than 50 µs; ${pre(H)}; ` +
-        `longest hold without a descheduling ${r2(maxOf(H.maxRunning))} µs (median of the per-run values ${r2(medOf(H.maxRunning))} µs). ` +
-        `One hold frees the ${DRAIN_BATCH} blocks initialised since the last hold and takes the next ${DRAIN_BATCH} (lazyPut / lazyTake only): the pages are initialised with the lock dropped, ` +
-        `their page faults are taken before the lock (pre-fault with a write-only compare-exchange), the code is JIT-warmed with the same options first, and the drainer waits politely (never handed the lock, no polling of the lock word). ` +
-        `Priority boost of the nice-19 drainer to nice 0 around each hold: ${boost === 'raised' ? 'permitted (raised)' : boost === 'refused' ? 'refused by the OS (the drainer stayed at nice 19)' : boost}. ` +
-        `Control without the boost (nice 19 throughout): longest ${r2(maxOf(Hnb.max))} µs, median of per-run maxima ${r2(medOf(Hnb.max))} µs, ${pre(Hnb)} of ${Hnb.holds}. ` +
-        `Drain time with a worker running (nice 19): median ${r2(medOf(drainMs))} ms (without the boost ${r2(medOf(drainMsNb))} ms). ${env}; other processes share this machine.`,
+      value: r2(maxOf(xs)),
+      samples: xs.map(r2),
+      spread: { min: r2(Math.min(...xs)), max: r2(maxOf(xs)) },
+      ...extra,
     });
+    out.push(
+      maxRow('drainer longest lock hold', H.max, {
+        goal: '≤ 50 µs',
+        notes:
+          `Longest over every run, preempted or not; median of the per-run maxima ${r2(medOf(H.max))} µs. ` +
+          `${H.holds} holds in all (${ram / GiB} GiB machines, a worker running; runs with the drainer at nice 19, at nice 0 and pre-faulted): ` +
+          `p50 ${hq(0.5)} µs, p99 ${hq(0.99)} µs, p99.9 ${hq(0.999)} µs; ${H.over10} longer than 10 µs, ${H.over50} longer than 50 µs; ${pre(H)}; ` +
+          `longest hold without a descheduling ${r2(maxOf(H.maxRunning))} µs (median of the per-run values ${r2(medOf(H.maxRunning))} µs). ` +
+          `One hold frees the ${DRAIN_BATCH} blocks initialised since the last hold and takes the next ${DRAIN_BATCH} (lazyPut / lazyTake only): the pages are initialised with the lock dropped, ` +
+          `their page faults are taken before the lock (pre-fault with a write-only compare-exchange), the code is JIT-warmed with the same options first, and the drainer waits politely (never handed the lock, no polling of the lock word). ` +
+          `Priority boost of the nice-19 drainer to nice 0 around each hold: ${boost === 'raised' ? 'permitted (raised)' : boost === 'refused' ? 'refused by the OS (the drainer stayed at nice 19)' : boost}. ` +
+          `Control without the boost (nice 19 throughout): longest ${r2(maxOf(Hnb.max))} µs, median of per-run maxima ${r2(medOf(Hnb.max))} µs, ${pre(Hnb)} of ${Hnb.holds}. ` +
+          `Drain time with a worker running (nice 19): median ${r2(medOf(drainMs))} ms (without the boost ${r2(medOf(drainMsNb))} ms). ${env}; other processes share this machine.`,
+      }),
+    );
     out.push({
       name: 'drainer lock hold p50 / p99 / p99.9',
       unit: 'µs',
@@ -364,14 +370,11 @@ export const suite: Suite = {
       samples: [hq(0.5), hq(0.99), hq(0.999)],
       notes: `All ${hs.length} holds of the runs above pooled (value = p99); p50 ${hq(0.5)} µs, p99.9 ${hq(0.999)} µs, max ${r2(maxOf(H.max))} µs.`,
     });
-    out.push({
-      name: 'drainer longest lock hold, holds not descheduled',
-      unit: 'µs',
-      value: r2(maxOf(H.maxRunning)),
-      samples: H.maxRunning.map(r2),
-      spread: { min: r2(Math.min(...H.maxRunning)), max: r2(maxOf(H.maxRunning)) },
-      notes: `Per run, the longest hold during which the drainer thread's scheduler run count did not move (${pre(H)} left out). What remains is execution under the lock plus interrupts and host-side stalls of this VM, which the guest does not see as a descheduling.`,
-    });
+    out.push(
+      maxRow('drainer longest lock hold, holds not descheduled', H.maxRunning, {
+        notes: `Per run, the longest hold during which the drainer thread's scheduler run count did not move (${pre(H)} left out). What remains is execution under the lock plus interrupts and host-side stalls of this VM, which the guest does not see as a descheduling.`,
+      }),
+    );
 
     // 3. Parallel drain: the same machine drained by 1 and by 2 drainers (no CPU workers).
     const pd: Record<number, number[]> = { 1: [], 2: [] };
