@@ -36,13 +36,13 @@ export class VmPhysIdxPeer implements PeerAllocator {
     this.nFl = vm.nFl;
   }
   alloc(order: number, pool: number, freelist: number): number {
-    if (freelist >= 0 && this.vm.flindOf(freelist) >= 0) return this.vm.allocFreelistIdx(0, freelist, pool, order);
-    let idx = -1;
-    for (let f = 0; idx < 0 && f < this.nFl; f++) idx = this.vm.allocFreelistIdx(0, f, pool, order);
-    return idx;
+    if (freelist < 0) return this.vm.allocPagesIdx(0, pool, order);
+    return this.vm.flindOf(freelist) >= 0
+      ? this.vm.allocFreelistIdx(0, freelist, pool, order)
+      : this.vm.allocPagesIdx(0, pool, order);
   }
   free(handle: number, order: number, pool: number): void {
-    this.vm.freePagesIdx(handle, pool, order, this.vm.segOfIdx(handle));
+    this.vm.freeIdx(handle, pool, order);
   }
 }
 

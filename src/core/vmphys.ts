@@ -930,11 +930,26 @@ export class VmPhys {
       this.checkPool(pool);
       this.checkOrder(order);
     }
-    for (let fl = 0; fl < this.nFl; fl++) {
+    const idx = this.allocPagesIdx(domain, pool, order);
+    return idx < 0 ? null : this.paOf(idx);
+  }
+
+  /** The body of vm_phys_alloc_pages on page indices (no validation): free lists in order. */
+  allocPagesIdx(domain: number, pool: number, order: number): number {
+    const idx = this.allocFreelistIdx(domain, 0, pool, order);
+    return idx >= 0 || this.nFl === 1 ? idx : this.allocPagesIdxRest(domain, pool, order);
+  }
+  private allocPagesIdxRest(domain: number, pool: number, order: number): number {
+    for (let fl = 1; fl < this.nFl; fl++) {
       const idx = this.allocFreelistIdx(domain, fl, pool, order);
-      if (idx >= 0) return this.paOf(idx);
+      if (idx >= 0) return idx;
     }
-    return null;
+    return -1;
+  }
+
+  /** vm_phys_free_pages on a page index (no validation): `freePagesIdx` with the segment looked up. */
+  freeIdx(idx: number, pool: number, order: number): void {
+    this.freePagesIdx(idx, pool, order, this.segOfIdx(idx));
   }
 
   /** vm_phys_alloc_freelist_pages(domain, freelist, pool, order) → address or null. */
