@@ -127,7 +127,9 @@ export function drainDomainLocked(
   const sched = opts.sched?.available ? opts.sched : undefined;
   if (prio !== undefined) st.boost = prio.state;
   if (sched !== undefined && st.preemptedHolds < 0) st.preemptedHolds = 0;
-  const held = new Int32Array(k); // idx * 16 + order of the blocks this drainer has in flight
+  // idx * 16 + order of the blocks this drainer has in flight (a double: idx * 16 exceeds int32
+  // beyond 2^27 pages, i.e. machines over 512 GiB).
+  const held = new Float64Array(k);
   let n = 0;
   const yieldMs = Math.max(0, opts.yieldMs ?? 0);
   const nap = yieldMs > 0 ? new Int32Array(new SharedArrayBuffer(4)) : null;
