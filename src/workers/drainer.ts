@@ -9,11 +9,11 @@
 import { Worker } from 'node:worker_threads';
 import { allocContig } from '../core/contig.js';
 import { LockError } from '../core/errors.js';
-import { CTL } from '../core/layout.js';
+import { CTL, lockIndex } from '../core/layout.js';
 import { Pool, type Profile } from '../core/params.js';
 import { VmPhys } from '../core/vmphys.js';
 import type { SharedHandle } from './attach.js';
-import { DomainLocks, type LockOptions, SYNC, syncViews, trackWorker } from './lock.js';
+import { DomainLocks, type LockOptions, MB, SYNC, syncViews, trackWorker } from './lock.js';
 import type { BoostState, SchedProbe, ThreadPriority } from './sched.js';
 
 /** What one drainer did. Times in ms unless named Us (µs). */
@@ -43,6 +43,8 @@ export interface DrainStats {
   boost: BoostState;
   /** Times the drainer slept `yieldMs` because other threads had taken the lock (allocator traffic). */
   yields: number;
+  /** Exchanges (free the finished blocks, take the next) carried out by another lock holder. */
+  delegated: number;
   /** Wall time of the drain, ms. */
   ms: number;
   /** True when this drainer was the last one and moved vm_default_freepool to DEFAULT. */
@@ -73,6 +75,7 @@ export function newDrainStats(): DrainStats {
     holdUs: [],
     boost: 'off',
     yields: 0,
+    delegated: 0,
     ms: 0,
     finished: false,
   };
@@ -95,7 +98,16 @@ export interface DrainLoopOptions {
    * (about 5 % of the time for a full-speed 32 GiB drain, i.e. inside a worker's p99).
    */
   yieldMs?: number;
+  /**
+   * Under allocator traffic, post each exchange to the lock's mailbox for the next lock holder to
+   * carry out instead of taking the lock (flat combining; see MB in lock.ts; batch ≤ MB.MAX).
+   * Default false: the drainer holds the lock itself, as vmlazyinit does.
+   */
+  delegate?: boolean;
 }
+
+/** How long a posted exchange may wait for a lock holder before the drainer does it itself, ms. */
+const DELEGATE_WAIT_MS = 0.5;
 
 const now = () => performance.now();
 
@@ -138,12 +150,13 @@ export function drainDomainLocked(
   // a polite lock wait (nothing sleeps between that read and the successful compare-exchange).
   let sw0 = -1;
   const wake = sched !== undefined && locks.polite ? () => (sw0 = sched.switches()) : null;
-  for (;;) {
-    const halt =
-      (stop !== undefined && Atomics.load(stop, stopIndex) !== 0) || Atomics.load(ctl, CTL.INITDONE + domain) !== 0;
-    if (halt && n === 0) return;
-    const want = halt ? 0 : k;
-    if (want > 0) prefaultNext(vm, domain, want);
+  const delegate = opts.delegate === true && k <= MB.MAX;
+  const w = locks.words;
+  const mb = lockIndex(vm.profile, domain);
+  let busy = false;
+
+  // One hold of our own: free the n finished blocks, take up to `want`; returns how many taken.
+  const holdSelf = (want: number): number => {
     prio?.raise();
     sw0 = sched !== undefined ? sched.switches() : -1;
     const c0 = locks.contended;
@@ -185,10 +198,60 @@ export function drainDomainLocked(
       prio?.lower();
       noteHold(st, h, pre);
     }
+    return got;
+  };
+
+  // The same exchange carried out by the next thread that releases the lock (see MB in
+  // lock.ts); -1 when the mailbox is taken by another drainer. If no thread takes the lock
+  // within DELEGATE_WAIT_MS (the traffic stopped), withdraw and hold the lock ourselves.
+  const tryDelegate = (want: number): number => {
+    if (Atomics.compareExchange(w, mb + MB.STATE, MB.IDLE, MB.POSTING) !== MB.IDLE) return -1;
+    const slots = mb + MB.SLOTS;
+    for (let j = 0; j < n; j++) {
+      const order = held[j] % 16;
+      w[slots + 2 * j] = (held[j] - order) / 16;
+      w[slots + 2 * j + 1] = order;
+    }
+    w[mb + MB.NPUT] = n;
+    w[mb + MB.WANT] = want;
+    Atomics.store(w, mb + MB.STATE, MB.REQUESTED);
+    const posted = now();
+    const deadline = posted + DELEGATE_WAIT_MS;
+    for (;;) {
+      const state = Atomics.load(w, mb + MB.STATE);
+      if (state === MB.DONE) break;
+      if (now() - posted > locks.deadlineMs)
+        throw new LockError(`domain ${domain}: a lock holder took the drainer's request and never answered (died?)`);
+      if (state === MB.REQUESTED && now() > deadline) {
+        if (Atomics.compareExchange(w, mb + MB.STATE, MB.REQUESTED, MB.POSTING) === MB.REQUESTED) {
+          const got = holdSelf(want);
+          Atomics.store(w, mb + MB.STATE, MB.IDLE);
+          return got;
+        }
+        continue;
+      }
+      Atomics.wait(w, mb + MB.STATE, state, 0.05);
+    }
+    const got = w[mb + MB.NGOT];
+    for (let j = 0; j < got; j++) held[j] = w[slots + 2 * j] * 16 + w[slots + 2 * j + 1];
+    n = 0;
+    Atomics.store(w, mb + MB.STATE, MB.IDLE);
+    st.delegated++;
+    return got;
+  };
+
+  for (;;) {
+    const halt =
+      (stop !== undefined && Atomics.load(stop, stopIndex) !== 0) || Atomics.load(ctl, CTL.INITDONE + domain) !== 0;
+    if (halt && n === 0) return;
+    const want = halt ? 0 : k;
+    if (want > 0) prefaultNext(vm, domain, want);
+    let got = delegate && busy ? tryDelegate(want) : -1;
+    if (got < 0) got = holdSelf(want);
     // Acquisitions by allocating threads since the previous hold (ours counts too unless this
     // drainer's locks were made with traffic: false, as a vmlazyinit worker's are).
     const a = locks.activity(domain);
-    const busy = ((a - act) | 0) > (locks.traffic ? 1 : 0);
+    busy = ((a - act) | 0) > (locks.traffic ? 1 : 0);
     act = a;
     if (got === 0) return;
     n = got;
@@ -382,6 +445,8 @@ export interface DrainerOptions {
    * (DrainLoopOptions.yieldMs; default DRAIN_YIELD_MS; 0 = drain flat out, as FreeBSD does).
    */
   yieldMs?: number;
+  /** Post exchanges to lock holders under traffic (DrainLoopOptions.delegate; default true). */
+  delegate?: boolean;
   /**
    * Nice value while acquiring and holding a domain lock (default 0, the workers' priority; only
    * used when `nice` is set): the priority-ceiling boost of ThreadPriority, so that a nice-19
@@ -423,6 +488,7 @@ export function startDrainers(h: SharedHandle, opts: DrainerOptions = {}, lockWo
         polite: opts.polite ?? true,
         batch: opts.batch ?? DRAIN_BATCH,
         yieldMs: opts.yieldMs ?? DRAIN_YIELD_MS,
+        delegate: opts.delegate ?? true,
         holdNice: opts.holdNice === undefined ? 0 : opts.holdNice,
       },
     });

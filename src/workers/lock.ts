@@ -178,6 +178,31 @@ const PUBLISH_EVERY = 1024;
 export const ACT_WORD = 3;
 
 /**
+ * The drainer's mailbox, in the rest of the lock word's cache line (offsets from the lock word):
+ * a drainer that sees allocator traffic does not take the lock itself; it posts "free these
+ * finished lazy blocks, take up to `want` more" and the next thread to release the lock carries
+ * it out before releasing (flat combining). So the drainer never holds the lock while it could
+ * be preempted, and a worker pays a few µs once per request. States: IDLE → POSTING (a drainer
+ * claimed the box) → REQUESTED → SERVING (a lock holder took it) → DONE → IDLE (the drainer read
+ * the answer); a drainer may withdraw REQUESTED → POSTING and do the work itself.
+ */
+export const MB = {
+  STATE: 4,
+  NPUT: 5,
+  WANT: 6,
+  NGOT: 7,
+  /** Block slots: [idx, order] pairs, the blocks to free, then the blocks taken. */
+  SLOTS: 8,
+  /** Blocks per request (the slots fill the rest of a 64-byte line). */
+  MAX: 4,
+  IDLE: 0,
+  POSTING: 1,
+  REQUESTED: 2,
+  SERVING: 3,
+  DONE: 4,
+} as const;
+
+/**
  * The per-domain free locks of one allocator, as seen from one thread. Not reentrant. Each
  * thread makes its own instance (it keeps the thread's private counters and timing state).
  */
@@ -211,6 +236,9 @@ export class DomainLocks {
    */
   onPoliteWake: (() => void) | null = null;
   private readonly stride: number;
+  private readonly vm: VmPhys;
+  /** Drainer requests this thread carried out while releasing a lock. */
+  served = 0;
   private readonly stats: Float64Array;
   private readonly live: Int32Array;
   private readonly shared: Float64Array;
@@ -219,6 +247,7 @@ export class DomainLocks {
   private t0 = 0;
 
   constructor(vm: VmPhys, opts: LockOptions = {}) {
+    this.vm = vm;
     this.words = vm.c.locks;
     this.stride = lockIndex(vm.profile, 1);
     this.stats = vm.c.stats;
@@ -264,10 +293,11 @@ export class DomainLocks {
    */
   unlock(d: number): void {
     const i = d * this.stride;
-    if (this.timing) this.recordHold();
     const w = this.words;
     const o = Atomics.load(w, i); // only the owner changes the word while it is held
     if (o !== this.id) throw this.notOwner(d, o);
+    if (Atomics.load(w, i + MB.STATE) === MB.REQUESTED) this.serveDrainer(d, i);
+    if (this.timing) this.recordHold();
     const t = Atomics.load(w, i + 2);
     if (t !== 0 && Atomics.compareExchange(w, i + 2, t, 0) === t && !this.isDead(t)) {
       Atomics.store(w, i, t); // hand-off: the word never passes through 0
@@ -276,6 +306,32 @@ export class DomainLocks {
     }
     Atomics.store(w, i, 0);
     if (Atomics.load(w, i + 1) !== 0) Atomics.notify(w, i, 1);
+  }
+
+  /**
+   * Carry out a drainer's posted request (see MB) while holding domain d's lock: free the
+   * finished blocks into DEFAULT (lazyPut), take up to `want` lazy blocks (lazyTake), answer.
+   */
+  private serveDrainer(d: number, i: number): void {
+    const w = this.words;
+    if (Atomics.compareExchange(w, i + MB.STATE, MB.REQUESTED, MB.SERVING) !== MB.REQUESTED) return;
+    const vm = this.vm;
+    const s = i + MB.SLOTS;
+    const nput = w[i + MB.NPUT];
+    for (let j = 0; j < nput; j++) vm.lazyPut(d, w[s + 2 * j], w[s + 2 * j + 1]);
+    const want = Math.min(w[i + MB.WANT], MB.MAX);
+    let got = 0;
+    for (; got < want; got++) {
+      const r = vm.lazyTake(d);
+      if (r < 0) break;
+      const order = r % 16;
+      w[s + 2 * got] = (r - order) / 16;
+      w[s + 2 * got + 1] = order;
+    }
+    w[i + MB.NGOT] = got;
+    this.served++;
+    Atomics.store(w, i + MB.STATE, MB.DONE);
+    Atomics.notify(w, i + MB.STATE, 1);
   }
 
   /** Take every domain's lock in ascending order (the only multi-lock order allowed). */

@@ -37,6 +37,8 @@ interface DrainConfig {
   batch: number;
   /** Sleep after a hold that saw allocator traffic, ms (DrainLoopOptions.yieldMs). */
   yieldMs: number;
+  /** Post exchanges to lock holders under traffic (DrainLoopOptions.delegate). */
+  delegate: boolean;
   /** Nice value while acquiring and holding a lock (priority ceiling); null = stay at `nice`. */
   holdNice: number | null;
 }
@@ -300,7 +302,13 @@ if (port) {
       // vmlazyinit's idle priority between lock holds; the workers' priority while holding one.
       const priority = cfg.nice !== 0 ? new ThreadPriority(cfg.nice, cfg.holdNice ?? cfg.nice) : undefined;
       const sched = new SchedProbe();
-      const loop: DrainLoopOptions = { batch: cfg.batch, priority, sched, yieldMs: cfg.yieldMs };
+      const loop: DrainLoopOptions = {
+        batch: cfg.batch,
+        priority,
+        sched,
+        yieldMs: cfg.yieldMs,
+        delegate: cfg.delegate,
+      };
       const lockOpts: LockOptions = { spin: cfg.spin, polite: cfg.polite, traffic: false };
       warmUp(vm.profile, cfg.warmRounds, { loop, lock: lockOpts });
       const locks = new DomainLocks(vm, lockOpts);
