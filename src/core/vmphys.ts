@@ -936,11 +936,21 @@ export class VmPhys {
 
   /** The body of vm_phys_alloc_pages on page indices (no validation): free lists in order. */
   allocPagesIdx(domain: number, pool: number, order: number): number {
-    const idx = this.allocFreelistIdx(domain, 0, pool, order);
-    return idx >= 0 || this.nFl === 1 ? idx : this.allocPagesIdxRest(domain, pool, order);
+    // allocFreelistIdx's fast path for free list 0, repeated here rather than called: one call
+    // level less keeps the whole order-0 path within the compiler's inlining budget.
+    const base = this.flQBase[Math.imul(domain, this.nFl)];
+    if (base >= 0 && order < this.maxOrder) {
+      const own = (base + Math.imul(pool, this.nOrd)) | 0;
+      const m = this.c32[(this.oHead + own + order) | 0];
+      if (m >= 0) {
+        this.qRemLinked((own + order) | 0, m, pool);
+        return m;
+      }
+    }
+    return this.allocPagesIdxRest(domain, pool, order);
   }
   private allocPagesIdxRest(domain: number, pool: number, order: number): number {
-    for (let fl = 1; fl < this.nFl; fl++) {
+    for (let fl = 0; fl < this.nFl; fl++) {
       const idx = this.allocFreelistIdx(domain, fl, pool, order);
       if (idx >= 0) return idx;
     }
