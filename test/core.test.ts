@@ -204,6 +204,27 @@ describe('allocation and freeing', () => {
   });
 });
 
+describe('page indices beyond 2^30 (machines over 4 TiB)', () => {
+  test('queue links of pages indexed ≥ 2^30 stay exact: freed pages come back, verify passes', () => {
+    const TiB = 2 ** 40;
+    const vm = new VmPhys({ shared: false });
+    vm.addAffinity(0x100000, 4 * TiB, 0);
+    vm.addAffinity(4 * TiB, 4 * TiB + 256 * MiB, 1);
+    vm.addSeg(0x100000, 4 * TiB + 256 * MiB);
+    vm.init();
+    vm.startup('lazy');
+    const pas: number[] = [];
+    for (let i = 0; i < 600; i++) pas.push(vm.allocPages(1, Pool.DEFAULT, 0) as number);
+    const hi = pas.filter((p) => vm.paddrToPage(p) >= 2 ** 30 + 8).slice(0, 6);
+    assert.equal(hi.length, 6, 'domain 1 pages lie above index 2^30');
+    const freed = [hi[0], hi[2], hi[4]];
+    for (const p of freed) vm.freePages(p, Pool.DEFAULT, 0);
+    const again = [0, 1, 2].map(() => vm.allocPages(1, Pool.DEFAULT, 0) as number);
+    assert.deepEqual(again.slice().sort(), freed.slice().sort(), 'the three freed pages are handed out again');
+    verify(vm);
+  });
+});
+
 describe('lazy start-up touches metadata in proportion to segments, not RAM', () => {
   test('a sparse 1 TiB machine boots lazily with a few hundred initialised pages', () => {
     const vm = new VmPhys({ shared: true });

@@ -648,8 +648,9 @@ export class VmPhys {
 
   /**
    * qAdd at the tail (vm_freelist_add(..., tail = 1): every free and split). Small on purpose,
-   * so that the compiler inlines it into the free and split paths. Page indices are < 2^30, so
-   * `<< 1` and `| 0` keep the arithmetic in int32 (no overflow checks in the compiled code).
+   * so that the compiler inlines it into the free and split paths. Page indices are < 2^31;
+   * link slots are computed as uint32 (`(i << 1) >>> 0`: right for every index < 2^31, where
+   * `2 * i` would need an overflow check and `i << 1` alone goes negative from 2^30 on).
    */
   qAddTail(q: number, idx: number, order: number, pool: number): void {
     const c32 = this.c32;
@@ -659,8 +660,8 @@ export class VmPhys {
     if (t < 0) c32[(this.oHead + q) | 0] = idx;
     else {
       const link = this.linkV;
-      link[t << 1] = (idx + 1) | 0;
-      link[(idx << 1) | 1] = (t + 1) | 0;
+      link[(t << 1) >>> 0] = (idx + 1) | 0;
+      link[((idx << 1) | 1) >>> 0] = (t + 1) | 0;
     }
     c32[tq] = idx;
     const cq = (this.oCount + q) | 0;
@@ -676,8 +677,8 @@ export class VmPhys {
     if (h < 0) c32[(this.oTail + q) | 0] = idx;
     else {
       const link = this.linkV;
-      link[idx << 1] = (h + 1) | 0;
-      link[(h << 1) | 1] = (idx + 1) | 0;
+      link[(idx << 1) >>> 0] = (h + 1) | 0;
+      link[((h << 1) | 1) >>> 0] = (idx + 1) | 0;
     }
     c32[hq] = idx;
     const cq = (this.oCount + q) | 0;
@@ -726,12 +727,12 @@ export class VmPhys {
     const tq = (this.oTail + q) | 0;
     const isHead = c32[hq] === idx;
     const isTail = c32[tq] === idx;
-    const nx = isTail ? -1 : (link[idx << 1] - 1) | 0;
-    const pv = isHead ? -1 : (link[(idx << 1) | 1] - 1) | 0;
+    const nx = isTail ? -1 : (link[(idx << 1) >>> 0] - 1) | 0;
+    const pv = isHead ? -1 : (link[((idx << 1) | 1) >>> 0] - 1) | 0;
     if (isHead) c32[hq] = nx;
-    else if (!isTail) link[pv << 1] = (nx + 1) | 0;
+    else if (!isTail) link[(pv << 1) >>> 0] = (nx + 1) | 0;
     if (isTail) c32[tq] = pv;
-    else if (!isHead) link[(nx << 1) | 1] = (pv + 1) | 0;
+    else if (!isHead) link[((nx << 1) | 1) >>> 0] = (pv + 1) | 0;
     this.metaV[idx] = M_INIT | (pool << 4) | this.nOrd;
     const cq = (this.oCount + q) | 0;
     c32[cq] = (c32[cq] - 1) | 0;

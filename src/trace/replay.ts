@@ -121,7 +121,7 @@ const LIVE_WORDS = LEAF_LEN / 32;
 /** Set in a live cell's info word (a zero info word marks an empty cell). */
 const PRESENT = 1 << 30;
 /** Slots of the hash part (pfns ≥ 2^31) are numbered from here; direct slots stay below. */
-const BIG = 2 ** 30;
+const BIG = 2 ** 31;
 /** Cells reserved up front: 2^22 slots = 32 MiB of address space, paid for only where touched. */
 const RESERVE_SLOTS = 1 << 22;
 
@@ -142,7 +142,7 @@ const RESERVE_SLOTS = 1 << 22;
  * 8 bytes per traced pfn range actually used (at most 8 bytes per page of the traced machine),
  * not by the trace's length. Larger pfns go to `PfnHash`.
  *
- * Slot numbers: a direct cell is slot leaf * 64 + (pfn & 63); hash slots are 2^30 + their slot.
+ * Slot numbers: a direct cell is slot leaf * 64 + (pfn & 63); hash slots are 2^31 + their slot (the cells cannot reach 2^31).
  * Slots returned by `find`/`insert` are valid until the next insert or remove.
  */
 export class PfnTable {
@@ -244,7 +244,12 @@ export class PfnTable {
   /** Remove everything (keeps the leaves). */
   clear(): void {
     this.cells.fill(0, 0, 2 * this.nLeaves * LEAF_LEN);
-    this.live.fill(0);
+    // Only the bitmap words of directory entries that have a leaf can be non-zero: clearing
+    // those (not the whole bitmap, which spans up to the largest pfn seen) keeps clear() cheap.
+    for (let l = 0; l < this.nLeaves; l++) {
+      const d = this.leafKey[l];
+      this.live.fill(0, d * LIVE_WORDS, (d + 1) * LIVE_WORDS);
+    }
     this.big.clear();
     this.size = 0;
     this.pages = 0;

@@ -224,9 +224,11 @@ export function drainDomainLocked(
         throw new LockError(`domain ${domain}: a lock holder took the drainer's request and never answered (died?)`);
       if (state === MB.REQUESTED && now() > deadline) {
         if (Atomics.compareExchange(w, mb + MB.STATE, MB.REQUESTED, MB.POSTING) === MB.REQUESTED) {
-          const got = holdSelf(want);
-          Atomics.store(w, mb + MB.STATE, MB.IDLE);
-          return got;
+          try {
+            return holdSelf(want);
+          } finally {
+            Atomics.store(w, mb + MB.STATE, MB.IDLE); // also when the hold throws
+          }
         }
         continue;
       }
@@ -246,12 +248,14 @@ export function drainDomainLocked(
     if (halt && n === 0) return;
     const want = halt ? 0 : k;
     if (want > 0) prefaultNext(vm, domain, want);
+    const holds0 = st.holds;
     let got = delegate && busy ? tryDelegate(want) : -1;
     if (got < 0) got = holdSelf(want);
+    const ownAcq = locks.traffic ? st.holds - holds0 : 0;
     // Acquisitions by allocating threads since the previous hold (ours counts too unless this
     // drainer's locks were made with traffic: false, as a vmlazyinit worker's are).
     const a = locks.activity(domain);
-    busy = ((a - act) | 0) > (locks.traffic ? 1 : 0);
+    busy = ((a - act) | 0) > ownAcq;
     act = a;
     if (got === 0) return;
     n = got;

@@ -296,8 +296,21 @@ export class DomainLocks {
     const w = this.words;
     const o = Atomics.load(w, i); // only the owner changes the word while it is held
     if (o !== this.id) throw this.notOwner(d, o);
-    if (Atomics.load(w, i + MB.STATE) === MB.REQUESTED) this.serveDrainer(d, i);
+    if (Atomics.load(w, i + MB.STATE) === MB.REQUESTED) {
+      try {
+        this.serveDrainer(d, i);
+      } catch (e) {
+        this.release(i);
+        throw e;
+      }
+    }
     if (this.timing) this.recordHold();
+    this.release(i);
+  }
+
+  /** The release proper of a lock (its word index i), by its owner. */
+  private release(i: number): void {
+    const w = this.words;
     const t = Atomics.load(w, i + 2);
     if (t !== 0 && Atomics.compareExchange(w, i + 2, t, 0) === t && !this.isDead(t)) {
       Atomics.store(w, i, t); // hand-off: the word never passes through 0
