@@ -449,6 +449,20 @@ async function* readXz(file: string, xz: string): AsyncGenerator<Buffer> {
   try {
     child = spawn(xz, ['-dc'], { stdio: [fh.fd, 'pipe', 'pipe'] });
     const c = child;
+    // Listen for the end before the first await: a small file can be decompressed, and the
+    // child's 'close' emitted, while we are still awaiting below; a listener attached after
+    // that would wait forever (the event loop then empties with the promise pending).
+    let stderr = '';
+    c.stderr?.setEncoding('utf8');
+    c.stderr?.on('data', (s: string) => {
+      if (stderr.length < 2000) stderr += s;
+    });
+    const closed = new Promise<{
+      code: number | null;
+      signal: NodeJS.Signals | null;
+    }>((resolve) => {
+      c.once('close', (code, signal) => resolve({ code, signal }));
+    });
     await new Promise<void>((resolve, reject) => {
       c.once('spawn', resolve);
       c.once('error', reject);
@@ -466,22 +480,16 @@ async function* readXz(file: string, xz: string): AsyncGenerator<Buffer> {
         cause: err,
       });
     });
+    // Start reading stdout before anything else is awaited: when a child exits, Node resumes
+    // (drains and discards) any stdio stream nobody is reading yet, so a small file decompressed
+    // while we awaited something else would lose its first bytes. The file is closed (the child
+    // holds its own copy of the descriptor) without waiting for it here.
     fhOpen = false;
-    await fh.close(); // the child holds its own copy of the descriptor
-    let stderr = '';
-    c.stderr?.setEncoding('utf8');
-    c.stderr?.on('data', (s: string) => {
-      if (stderr.length < 2000) stderr += s;
-    });
-    const closed = new Promise<{
-      code: number | null;
-      signal: NodeJS.Signals | null;
-    }>((resolve) => {
-      c.once('close', (code, signal) => resolve({ code, signal }));
-    });
+    const closing = fh.close().catch(() => {});
     const stdout = c.stdout;
     if (stdout === null) throw new Error('xz child has no stdout pipe');
     for await (const buf of stdout) yield buf as Buffer;
+    await closing;
     const { code, signal } = await closed;
     if (code !== 0) {
       const why = stderr.trim() || (signal ? `killed by ${signal}` : `exit code ${code}`);
