@@ -82,11 +82,10 @@ export class VmPhys {
   readonly c: ControlViews;
   /** Page views; empty until `init`. */
   p: PageViews;
-  // The hot paths' typed arrays, also held directly (one load fewer per access than this.c.x /
-  // this.p.x): the same views as in `c` and `p`, rebound whenever `p` changes.
-  // The queue heads, tails and counts through ONE Int32Array over the whole control buffer, at
-  // offsets oHead/oTail/oCount: compiled code then loads one array's base and length per
-  // function instead of three (the same trick as one heap view in asm.js-style allocators).
+  // The hot paths' views, held directly (one load fewer per access than this.c.x / this.p.x;
+  // metaV/linkV are rebound whenever `p` changes). Queue heads, tails and counts go through ONE
+  // Int32Array over the whole control buffer at offsets oHead/oTail/oCount: compiled code then
+  // loads one array's base and length per function instead of three.
   private c32: Int32Array;
   private readonly oHead: number;
   private readonly oTail: number;
@@ -109,8 +108,10 @@ export class VmPhys {
   segDomain: Int32Array;
   segFlind: Int32Array;
   segAdj: Int32Array; // (startPfn - first) mod 2^32: (idx + adj) has the pfn's low bits
-  segQBase: Int32Array; // qIndex(domain, flind, 0, 0): the segment's row of free queues
-  /** Per segment, for the free path in one array: [first, end, adj, qbase] at 4 * seg. */
+  /**
+   * Per segment, for the free path in one array: [first, end, adj, qbase] at 4 * seg, where
+   * qbase = qIndex(domain, flind, 0, 0) is the segment's row of free queues.
+   */
   private segHot: Int32Array;
   /** qIndex(domain, vm_freelist_to_flind[freelist], 0, 0) per [domain][freelist], -1: no such list. */
   private flQBase: Int32Array;
@@ -148,7 +149,6 @@ export class VmPhys {
     this.segDomain = new Int32Array(n);
     this.segFlind = new Int32Array(n);
     this.segAdj = new Int32Array(n);
-    this.segQBase = new Int32Array(n);
     this.segHot = new Int32Array(4 * n);
     this.flQBase = new Int32Array(profile.maxMemDom * profile.nFreeList).fill(-1);
     if (control) this.refreshSegments();
@@ -248,11 +248,10 @@ export class VmPhys {
       this.segPages[i] = (this.segEnd[i] - this.segStart[i]) / this.pageSize;
       const startPfn = this.segStart[i] / this.pageSize;
       this.segAdj[i] = (startPfn - this.segFirst[i]) | 0;
-      this.segQBase[i] = this.qIndex(this.segDomain[i], this.segFlind[i], 0, 0);
       this.segHot[4 * i] = this.segFirst[i];
       this.segHot[4 * i + 1] = this.segFirst[i] + this.segPages[i];
       this.segHot[4 * i + 2] = this.segAdj[i];
-      this.segHot[4 * i + 3] = this.segQBase[i];
+      this.segHot[4 * i + 3] = this.qIndex(this.segDomain[i], this.segFlind[i], 0, 0);
     }
     this.segFirst[n] = n > 0 ? this.segFirst[n - 1] + this.segPages[n - 1] : 0;
     this.lastSeg = 0;

@@ -110,8 +110,8 @@ const SEG_MASK = 63;
 export const PIECE = 1 << 14;
 /** pfns below this take the int32 fast paths. */
 const SMALL_PFN = 2 ** 31;
-/** pfns from here on are kept by `PfnHash` (the direct map's slots are int32). */
-const BIG_PFN = 2 ** 31;
+/** pfns from here on are kept by `PfnHash` (the direct map takes the int32 pfns). */
+const BIG_PFN = SMALL_PFN;
 
 /** log2 of the pfns per leaf of the direct map (64 pfns: 512 bytes of cells). */
 const LEAF_SHIFT = 6;

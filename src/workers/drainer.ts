@@ -309,7 +309,6 @@ function noteHold(st: DrainStats, us: number, preempted: boolean): void {
 function prefaultNext(vm: VmPhys, domain: number, count: number): void {
   const ctl = vm.c.ctl;
   const head = vm.c.qHead;
-  const tail = vm.c.qTail;
   const { meta, link } = vm.p;
   const total = vm.totalPages;
   let left = count + 1; // one more than needed: the next hold's first block
@@ -324,8 +323,7 @@ function prefaultNext(vm: VmPhys, domain: number, count: number): void {
         Atomics.compareExchange(meta, m, 0, 0);
         Atomics.compareExchange(link, 2 * m, 0, 0);
         if (--left === 0) return;
-        if (m === tail[q]) break;
-        m = vm.nextOf(m);
+        m = vm.qNext(q, m);
       }
     }
   }
