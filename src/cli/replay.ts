@@ -103,7 +103,8 @@ export function formatReport(r: ReplayReport): string {
     `  held at end    ${num(r.heldPages)} pages in ${num(r.heldBlocks)} blocks`,
     `  free pages     ${num(r.freePagesBefore)} before, ${num(r.freePagesAfter)} after (conserved: ${r.conserved ? 'yes' : 'NO'})`,
     `  speed          ${(r.eventsPerSec / 1e6).toFixed(2)} M events/s replaying (${r.replaySeconds.toFixed(3)} s); ` +
-      `parsing ${r.parseSeconds.toFixed(3)} s; machine set-up ${r.setupSeconds.toFixed(3)} s`,
+      `parsing ${r.parseSeconds.toFixed(3)} s (of which resolving frees to allocations ${r.resolveSeconds.toFixed(3)} s); ` +
+      `machine set-up ${r.setupSeconds.toFixed(3)} s`,
     `  verify         ${r.verify}`,
     `  mapping        ${r.mapping}`,
     '',

@@ -5,10 +5,11 @@
  *
  * What a replay does: every traced allocation allocates a block of the same order from our
  * allocator, every traced free frees the matching part of what we allocated for it. We do not
- * try to reproduce Linux's choice of pfn; the traced pfn is only a key. The bookkeeping
- * (`PfnTable`: a two-level direct map of typed arrays with a live bitmap in front, a hash table
- * for pfns ≥ 2^31) maps the traced pfn of an allocation's head to our page index, order, pool and
- * segment.
+ * try to reproduce Linux's choice of pfn; the traced pfn is only a key. Two stages: the
+ * resolver (src/trace/resolve.ts, with the pfn bookkeeping of src/trace/book.ts) matches every
+ * free to the traced allocation it releases, which depends on the trace alone, and names each
+ * live traced block by a small recycled slot; the replay proper (`TraceReplayer.replay`) is the
+ * allocator work: per event a kind byte, a slot, and a call into the core.
  *
  * Rules (the mapping is also returned as text in every report, `REPLAY_MAPPING`):
  *  - `__GFP_DMA32` → vm_phys_alloc_freelist_pages(0, VM_FREELIST_DMA32, pool, order);
@@ -33,15 +34,32 @@
  *    between: trace B has 4 such pages) first frees our old block; counted in `lostFrees`.
  *  - A failed allocation is counted in `failedAllocs`; later frees of it count as skipped.
  *
- * Hot path: `TraceReplayer.run` allocates nothing per event; it calls the core's unvalidated
- * index-level methods `allocFreelistIdx`, `freePagesIdx` and `segOfIdx` (validation is done once
- * here: orders are checked against VM_NFREEORDER, and only blocks this replay allocated, each
- * exactly once, are ever freed).
+ * Hot path: `TraceReplayer.replay` allocates nothing per event (split frees, which are rare,
+ * excepted); it calls the core's unvalidated index-level methods `allocPagesIdx`,
+ * `allocFreelistIdx`, `freePagesIdx` and `segOfIdx` (validation is done once here: orders are
+ * checked against VM_NFREEORDER by the resolver, and only blocks this replay allocated, each
+ * exactly once, are ever freed). `replayTrace` times the two stages apart: `eventsPerSec` counts
+ * the replay of resolved chunks, `parseSeconds` includes the resolving (`resolveSeconds`).
  */
 import { bootFromMap, subtractRanges } from '../boot/startup.js';
 import { amd64, FreeList, Pool, type Profile } from '../core/params.js';
 import type { StartupMode, VmPhys } from '../core/vmphys.js';
-import { type ParseTraceOptions, parseTrace, TraceFlag, TraceOp } from './parse.js';
+import { PIECE } from './book.js';
+import { type ParseTraceOptions, parseTrace, TraceFlag } from './parse.js';
+import {
+  newResolvedEvents,
+  R_ALLOC,
+  R_FREE,
+  R_LOST,
+  R_SKIP,
+  R_SPLIT,
+  R_TOOBIG,
+  type ResolvedEvents,
+  splitPieces,
+  TraceResolver,
+} from './resolve.js';
+
+export { PfnHash, PfnTable, PIECE, TraceBook } from './book.js';
 
 /** A half-open physical address range [start, end). */
 export interface Range {
@@ -95,335 +113,8 @@ export const REPLAY_MAPPING =
   '(heads probed at pfn aligned down to each order up to the largest allocated, <= 12); ' +
   'uncovered frees are skipped';
 
-const EMPTY = -1;
-/** log2 of the run of consecutive pfns kept in consecutive slots by the hash. */
-const HASH_RUN = 3;
-const HASH_RUN_LEN = 1 << HASH_RUN;
-/** Cover filter granule: 2^4 pages. */
-const GRANULE = 16;
-const GRANULE_SHIFT = 4;
-/** Cover filter size (counters); granules alias every 2^15 × 16 pages (2 GiB). */
-const FILTER_MASK = (1 << 15) - 1;
-/** info bits: segment index (bits 8..13), and PIECE: the entry is what remains of a larger block. */
+/** info bits 8..13 of a live block: its segment index. */
 const SEG_MASK = 63;
-/** info bit of a table entry that is what remains of a split block. */
-export const PIECE = 1 << 14;
-/** pfns below this take the int32 fast paths. */
-const SMALL_PFN = 2 ** 31;
-/** pfns from here on are kept by `PfnHash` (the direct map takes the int32 pfns). */
-const BIG_PFN = SMALL_PFN;
-
-/** log2 of the pfns per leaf of the direct map (64 pfns: 512 bytes of cells). */
-const LEAF_SHIFT = 6;
-const LEAF_LEN = 1 << LEAF_SHIFT;
-/** 32-bit words of the live bitmap per directory entry. */
-const LIVE_WORDS = LEAF_LEN / 32;
-/** Set in a live cell's info word (a zero info word marks an empty cell). */
-const PRESENT = 1 << 30;
-/** Slots of the hash part (pfns ≥ 2^31) are numbered from here; direct slots stay below. */
-const BIG = 2 ** 31;
-/** Cells reserved up front: 2^22 slots = 32 MiB of address space, paid for only where touched. */
-const RESERVE_SLOTS = 1 << 22;
-
-/**
- * The replay's bookkeeping: traced head pfn (exact integer ≥ 0, < 2^53) → block, an int32 `addr`
- * (our page index, or any handle) and an int32 `info` (order | pool << 4 | seg << 8 | piece << 14
- * for the replayer; bits 0..3 must hold the order; info < 2^30).
- *
- * Pfns below 2^31 (every real trace: 2^31 pages is 8 TiB) go to a two-level direct map: a
- * directory indexed by pfn >> 6 names a leaf of 64 cells, allocated on the first insert into
- * that range; a cell is [addr, info | PRESENT] (two int32). In front of it, a bitmap with one
- * bit per pfn says which pfns head a live entry, so a find that misses (most do) reads one bit
- * and never the cells. A hit is a bit test, a directory load and a cell load; an insert or
- * remove is a few stores: no hashing, no probing, no deletion shuffle. Leaves are handed out
- * in first-touch order from one SharedArrayBuffer reserved at 2^22 cells (32 MiB of address
- * space; the runtime maps its pages only when written, so a trace pays for the leaves it uses,
- * ~2.5 MB for the shared trace), doubled when full. Leaves are never freed: memory is bounded by
- * 8 bytes per traced pfn range actually used (at most 8 bytes per page of the traced machine),
- * not by the trace's length. Larger pfns go to `PfnHash`.
- *
- * Slot numbers: a direct cell is slot leaf * 64 + (pfn & 63); hash slots are 2^31 + their slot (the cells cannot reach 2^31).
- * Slots returned by `find`/`insert` are valid until the next insert or remove.
- */
-export class PfnTable {
-  /** Live entries. */
-  size = 0;
-  /** Sum of 2^order over live entries: pages held. */
-  pages = 0;
-  /** pfn >> LEAF_SHIFT → leaf number + 1 (0: no leaf yet). */
-  private dir: Int32Array;
-  /** Per slot: addr at [2 * slot], info | PRESENT at [2 * slot + 1] (0: empty). */
-  private cells: Int32Array;
-  /**
-   * One bit per pfn the directory covers: set while pfn heads a live entry. `find` tests it
-   * before touching the cells: most finds miss (allocations check for a lost free, a quarter of
-   * a trace's frees match nothing), and the bitmap (1 bit per pfn) stays in cache where the
-   * cells (8 bytes per pfn) do not.
-   */
-  private live: Int32Array;
-  /** Leaf number → its directory index (to recover a slot's pfn). */
-  private leafKey: Int32Array;
-  private nLeaves = 0;
-  private readonly big: PfnHash;
-
-  /** reserve: cells to reserve up front (default 2^22; it grows by doubling beyond). */
-  constructor(reserve = RESERVE_SLOTS) {
-    const slots = Math.max(LEAF_LEN, Math.ceil(reserve / LEAF_LEN) * LEAF_LEN);
-    this.cells = new Int32Array(new SharedArrayBuffer(slots * 8));
-    this.leafKey = new Int32Array(slots / LEAF_LEN);
-    this.dir = new Int32Array(1 << 12);
-    this.live = new Int32Array(this.dir.length * LIVE_WORDS);
-    this.big = new PfnHash(16);
-  }
-
-  /** Slot holding pfn, or -1. */
-  find(pfn: number): number {
-    if (pfn < BIG_PFN) {
-      const d = pfn >>> LEAF_SHIFT;
-      if (d >= this.dir.length || (this.live[pfn >>> 5] & (1 << (pfn & 31))) === 0) return -1;
-      return ((this.dir[d] - 1) << LEAF_SHIFT) | (pfn & (LEAF_LEN - 1));
-    }
-    const h = this.big.find(pfn);
-    return h < 0 ? -1 : BIG + h;
-  }
-
-  /** Page handle stored in slot s. */
-  addrAt(s: number): number {
-    return s < BIG ? this.cells[2 * s] : this.big.addrAt(s - BIG);
-  }
-  /** info word of slot s (order in bits 0..3). */
-  infoAt(s: number): number {
-    return s < BIG ? this.cells[2 * s + 1] & ~PRESENT : this.big.infoAt(s - BIG);
-  }
-  /** Key (traced pfn) of slot s. */
-  keyAt(s: number): number {
-    return s < BIG ? (this.leafKey[s >>> LEAF_SHIFT] << LEAF_SHIFT) | (s & (LEAF_LEN - 1)) : this.big.keyAt(s - BIG);
-  }
-
-  /**
-   * Insert a key that is not present (the caller checked with `find`) and return its slot.
-   * Contract: pfn is not already in the table; info & 15 is the block's order; 0 ≤ info < 2^30.
-   */
-  insert(pfn: number, addr: number, info: number): number {
-    this.size++;
-    this.pages += 1 << (info & 15);
-    if (pfn >= BIG_PFN) return BIG + this.big.insert(pfn, addr, info);
-    const d = pfn >>> LEAF_SHIFT;
-    if (d >= this.dir.length) this.growDir(d);
-    let l = this.dir[d];
-    if (l === 0) l = this.dir[d] = this.newLeaf(d);
-    const s = ((l - 1) << LEAF_SHIFT) | (pfn & (LEAF_LEN - 1));
-    this.cells[2 * s] = addr;
-    this.cells[2 * s + 1] = info | PRESENT;
-    this.live[pfn >>> 5] |= 1 << (pfn & 31);
-    return s;
-  }
-
-  /** Remove the entry in slot s. */
-  removeAt(s: number): void {
-    this.size--;
-    if (s >= BIG) {
-      this.pages -= 1 << (this.big.infoAt(s - BIG) & 15);
-      this.big.removeAt(s - BIG);
-      return;
-    }
-    this.pages -= 1 << (this.cells[2 * s + 1] & 15);
-    this.cells[2 * s + 1] = 0;
-    const pfn = this.keyAt(s);
-    this.live[pfn >>> 5] &= ~(1 << (pfn & 31));
-  }
-
-  /** Visit every live entry (not on a hot path). */
-  forEach(fn: (pfn: number, addr: number, info: number) => void): void {
-    const c = this.cells;
-    for (let s = 0; s < this.nLeaves * LEAF_LEN; s++)
-      if (c[2 * s + 1] !== 0) fn(this.keyAt(s), c[2 * s], c[2 * s + 1] & ~PRESENT);
-    this.big.forEach(fn);
-  }
-
-  /** Remove everything (keeps the leaves). */
-  clear(): void {
-    this.cells.fill(0, 0, 2 * this.nLeaves * LEAF_LEN);
-    // Only the bitmap words of directory entries that have a leaf can be non-zero: clearing
-    // those (not the whole bitmap, which spans up to the largest pfn seen) keeps clear() cheap.
-    for (let l = 0; l < this.nLeaves; l++) {
-      const d = this.leafKey[l];
-      this.live.fill(0, d * LIVE_WORDS, (d + 1) * LIVE_WORDS);
-    }
-    this.big.clear();
-    this.size = 0;
-    this.pages = 0;
-  }
-
-  /** Leaves in use (each 64 cells, 512 bytes). */
-  get leaves(): number {
-    return this.nLeaves;
-  }
-
-  private newLeaf(d: number): number {
-    if ((this.nLeaves + 1) * LEAF_LEN * 2 > this.cells.length) {
-      const cells = new Int32Array(new SharedArrayBuffer(this.cells.length * 8));
-      cells.set(this.cells);
-      this.cells = cells;
-      const keys = new Int32Array(this.leafKey.length * 2);
-      keys.set(this.leafKey);
-      this.leafKey = keys;
-    }
-    this.leafKey[this.nLeaves] = d;
-    return ++this.nLeaves;
-  }
-
-  private growDir(d: number): void {
-    let n = this.dir.length;
-    while (n <= d) n *= 2;
-    const dir = new Int32Array(n);
-    dir.set(this.dir);
-    this.dir = dir;
-    const live = new Int32Array(n * LIVE_WORDS);
-    live.set(this.live);
-    this.live = live;
-  }
-}
-
-/**
- * `PfnTable`'s part for pfns ≥ 2^31 (any trace format allows pfns up to 2^53; real ones stay far
- * below). Open-addressing hash table from a traced head pfn (exact integer ≥ 0, < 2^53) to a block: an
- * int32 `addr` (our page index, or any handle) and an int32 `info` (order | pool << 4 | seg << 8 | piece << 14
- * for the replayer; bits 0..3 must hold the order). One slot is 16 bytes, interleaved: the key
- * as a float64, then addr and info as two int32 — a probe touches one cache line.
- * Linear probing with backward-shift deletion (no tombstones), load ≤ 1/2, grows by doubling
- * (the only allocation; amortised O(1); it never shrinks). The hash keeps runs of 8 consecutive
- * pfns in 8 consecutive slots and scatters the runs (Fibonacci hashing of pfn >> 3): traces
- * allocate and free neighbouring pfns together, so this keeps the working set in cache.
- * Slots returned by `find`/`insert` are valid until the next insert or remove.
- */
-export class PfnHash {
-  /** Keys at [2 * slot] (EMPTY = -1). */
-  keys: Float64Array;
-  /** addr at [4 * slot + 2], info at [4 * slot + 3] (same buffer as keys). */
-  vals: Int32Array;
-  size = 0;
-  /** Sum of 2^order over live entries: pages held. */
-  pages = 0;
-  private mask: number;
-  private shift: number;
-
-  /** capacity: initial slot count, rounded up to a power of two ≥ 16. */
-  constructor(capacity = 1 << 16) {
-    let cap = 16;
-    while (cap < capacity) cap *= 2;
-    this.keys = new Float64Array(cap * 2).fill(EMPTY);
-    this.vals = new Int32Array(this.keys.buffer);
-    this.mask = cap - 1;
-    this.shift = 32 - Math.log2(cap) + HASH_RUN;
-  }
-
-  /** Number of slots. */
-  get capacity(): number {
-    return this.keys.length >> 1;
-  }
-
-  /** Home slot of a key. */
-  home(pfn: number): number {
-    const x = pfn | 0;
-    const hi = pfn < 4294967296 ? 0 : (pfn / 4294967296) | 0;
-    return ((Math.imul((x >>> HASH_RUN) ^ hi, 0x9e3779b1) >>> this.shift) << HASH_RUN) | (x & (HASH_RUN_LEN - 1));
-  }
-
-  /** Slot holding pfn, or -1. */
-  find(pfn: number): number {
-    const keys = this.keys;
-    const mask = this.mask;
-    let i = this.home(pfn);
-    for (;;) {
-      const k = keys[i * 2];
-      if (k === pfn) return i;
-      if (k === EMPTY) return -1;
-      i = (i + 1) & mask;
-    }
-  }
-
-  /** Page handle stored in slot i. */
-  addrAt(i: number): number {
-    return this.vals[i * 4 + 2];
-  }
-  /** info word of slot i (order in bits 0..3). */
-  infoAt(i: number): number {
-    return this.vals[i * 4 + 3];
-  }
-  /** Key (traced pfn) of slot i. */
-  keyAt(i: number): number {
-    return this.keys[i * 2];
-  }
-
-  /**
-   * Insert a key that is not present (the caller checked with `find`) and return its slot.
-   * Contract: pfn is not already in the table; info & 15 is the block's order.
-   */
-  insert(pfn: number, addr: number, info: number): number {
-    if ((this.size + 1) * 2 > this.keys.length >> 1) this.grow();
-    const keys = this.keys;
-    const mask = this.mask;
-    let i = this.home(pfn);
-    while (keys[i * 2] !== EMPTY) i = (i + 1) & mask;
-    keys[i * 2] = pfn;
-    this.vals[i * 4 + 2] = addr;
-    this.vals[i * 4 + 3] = info;
-    this.size++;
-    this.pages += 1 << (info & 15);
-    return i;
-  }
-
-  /** Remove the entry in slot i (backward-shift deletion: no tombstones). */
-  removeAt(i: number): void {
-    const keys = this.keys;
-    const vals = this.vals;
-    const mask = this.mask;
-    this.pages -= 1 << (vals[i * 4 + 3] & 15);
-    this.size--;
-    let j = i;
-    for (;;) {
-      j = (j + 1) & mask;
-      const k = keys[j * 2];
-      if (k === EMPTY) break;
-      const h = this.home(k);
-      // Move j back to i unless its home lies cyclically in (i, j].
-      if (i <= j ? h <= i || h > j : h <= i && h > j) {
-        keys[i * 2] = k;
-        vals[i * 4 + 2] = vals[j * 4 + 2];
-        vals[i * 4 + 3] = vals[j * 4 + 3];
-        i = j;
-      }
-    }
-    keys[i * 2] = EMPTY;
-  }
-
-  /** Visit every live entry (not on a hot path). */
-  forEach(fn: (pfn: number, addr: number, info: number) => void): void {
-    for (let i = 0; i < this.keys.length >> 1; i++)
-      if (this.keys[i * 2] !== EMPTY) fn(this.keys[i * 2], this.vals[i * 4 + 2], this.vals[i * 4 + 3]);
-  }
-
-  /** Remove everything (keeps the capacity). */
-  clear(): void {
-    for (let i = 0; i < this.keys.length; i += 2) this.keys[i] = EMPTY;
-    this.size = 0;
-    this.pages = 0;
-  }
-
-  private grow(): void {
-    const { keys, vals } = this;
-    const cap = keys.length; // slots double
-    this.keys = new Float64Array(cap * 2).fill(EMPTY);
-    this.vals = new Int32Array(this.keys.buffer);
-    this.mask = cap - 1;
-    this.shift = 32 - Math.log2(cap) + HASH_RUN;
-    this.size = 0;
-    this.pages = 0;
-    for (let i = 0; i < keys.length >> 1; i++)
-      if (keys[i * 2] !== EMPTY) this.insert(keys[i * 2], vals[i * 4 + 2], vals[i * 4 + 3]);
-  }
-}
 
 /** The sampled free-block histogram: counts[s][order] = free blocks of that order (all pools). */
 export interface FreeHistogram {
@@ -468,121 +159,19 @@ export interface ReplayerOptions {
 }
 
 /**
- * The replay bookkeeping shared by `TraceReplayer` and the benchmark driver (so both match frees
- * the same way): the pfn table plus the cover filter. An entry's info word holds the order in
- * bits 0..3 (the rest is the caller's; PIECE, bit 14, is set on what remains of a split block).
- */
-export class TraceBook {
-  readonly table: PfnTable;
-  /** Largest order ever added (bounds the cover probes). */
-  private maxLive = 0;
-  /**
-   * The cover filter: for every live block of order ≥ 1, +1 on each 16-page granule it spans
-   * (indices hashed by & FILTER_MASK). A free whose granule counts 0 cannot lie inside a
-   * multi-page block, so the head probes are skipped — the common case for uncovered frees.
-   */
-  private readonly filter = new Int32Array(FILTER_MASK + 1);
-
-  /** capacity: cells the pfn table reserves up front (default: `PfnTable`'s). */
-  constructor(capacity?: number) {
-    this.table = new PfnTable(capacity);
-  }
-
-  /** Slot of the live block whose head is traced pfn p, or -1. */
-  find(p: number): number {
-    return this.table.find(p);
-  }
-
-  /** Record a new live block (p must not be live). */
-  add(p: number, handle: number, info: number): void {
-    this.table.insert(p, handle, info);
-    const o = info & 15;
-    if (o > 0) {
-      this.mark(p, o, 1);
-      if (o > this.maxLive) this.maxLive = o;
-    }
-  }
-
-  /** Forget the block in slot s. */
-  remove(s: number): void {
-    const o = this.table.infoAt(s) & 15;
-    if (o > 0) this.mark(this.table.keyAt(s), o, -1);
-    this.table.removeAt(s);
-  }
-
-  /**
-   * Slot of the live block of order > o that covers the 2^o pages at traced pfn p when p is not
-   * itself a live head; -1 when none does, or when p is not aligned to 2^o. Probes the heads at
-   * p aligned down to each order o+1 .. largest added, unless the cover filter rules them out.
-   */
-  cover(p: number, o: number): number {
-    if (o >= this.maxLive || this.filter[((p / GRANULE) | 0) & FILTER_MASK] === 0) return -1;
-    const t = this.table;
-    const small = p < SMALL_PFN;
-    const pi = p | 0;
-    if (small ? (pi & ((1 << o) - 1)) !== 0 : p % 2 ** o !== 0) return -1;
-    for (let k = o + 1; k <= this.maxLive; k++) {
-      const h = small ? pi & -(1 << k) : p - (p % 2 ** k);
-      if (h === p) continue;
-      const c = t.find(h);
-      if (c >= 0) {
-        const ko = t.infoAt(c) & 15;
-        return ko > o && p < h + 2 ** ko ? c : -1;
-      }
-    }
-    return -1;
-  }
-
-  /**
-   * Take the 2^o pages at traced pfn p out of the block in slot s (head h, order K > o, p inside
-   * and aligned): the halves not containing p, at orders K-1 .. o, become blocks of their own
-   * (info with PIECE set; handle = the block's handle + (piece − h), or the block's handle itself
-   * when `sameHandle`). Returns the handle of the part at p on the same terms.
-   */
-  splitOut(s: number, p: number, o: number, sameHandle: boolean): number {
-    const t = this.table;
-    const h = t.keyAt(s);
-    const a = t.addrAt(s);
-    const info = t.infoAt(s);
-    const rest = (info & ~15) | PIECE;
-    this.remove(s);
-    let cur = h;
-    for (let k = (info & 15) - 1; k >= o; k--) {
-      const half = cur + 2 ** k;
-      let piece: number;
-      if (p >= half) {
-        piece = cur;
-        cur = half;
-      } else piece = half;
-      this.add(piece, sameHandle ? a : a + (piece - h), rest | k);
-    }
-    return sameHandle ? a : a + (p - h);
-  }
-
-  /** Forget everything. */
-  clear(): void {
-    this.table.clear();
-    this.filter.fill(0);
-  }
-
-  /** Add d to the cover filter over the granules of the 2^o-page block at traced pfn h (o ≥ 1). */
-  private mark(h: number, o: number, d: number): void {
-    const g = (h / GRANULE) | 0;
-    const n = o > GRANULE_SHIFT ? 1 << (o - GRANULE_SHIFT) : 1;
-    const f = this.filter;
-    for (let i = 0; i < n; i++) f[(g + i) & FILTER_MASK] += d;
-  }
-}
-
-/**
- * Replays events into one VmPhys. Feed it event arrays in trace order with `run`; read the
+ * Replays events into one VmPhys. Feed it parsed event arrays in trace order with `run` (resolve
+ * + replay), or resolve with `resolve` and replay with `replay` to time the two apart; read the
  * counters with `counts()` and the histogram with `histogram()`. The machine must be started.
+ *
+ * Per slot (see src/trace/resolve.ts) it keeps our page index (`slotv`, -1 when the slot holds
+ * nothing of ours: freed, or its allocation failed) and an info word (order | pool << 4 |
+ * seg << 8 | PIECE). The hot loop reads a kind byte and a slot per event and calls the core's
+ * unvalidated index methods; nothing is allocated per event.
  */
 export class TraceReplayer {
   readonly vm: VmPhys;
-  readonly book: TraceBook;
-  /** The book's table (live traced blocks: handle = our page index, info = order|pool<<4|seg<<8). */
-  readonly table: PfnTable;
+  /** Matches frees to allocations (the trace-side bookkeeping). */
+  readonly resolver: TraceResolver;
   events = 0;
   allocs = 0;
   frees = 0;
@@ -591,12 +180,19 @@ export class TraceReplayer {
   skippedFrees = 0;
   lostFrees = 0;
   failedAllocs = 0;
+  heldPages = 0;
+  heldBlocks = 0;
+  /**
+   * Per slot s: our page index at [2s] (-1: nothing of ours), the info word at [2s + 1]. One
+   * array, so that a free's (cold) slot costs one cache miss, not two.
+   */
+  private slotv: Int32Array = new Int32Array(2048).fill(-1);
   private readonly maxOrder: number;
-  private readonly nFl: number;
   private readonly ndomains: number;
   private readonly dmaList: number;
   private readonly hasDma32: boolean;
   private readonly hasDma: boolean;
+  private readonly scratch: ResolvedEvents = newResolvedEvents();
   // Histogram sampling: bounded buffer, decimated when full.
   private sampleEvery: number;
   private readonly maxSamples: number;
@@ -608,11 +204,9 @@ export class TraceReplayer {
 
   constructor(vm: VmPhys, opts: ReplayerOptions = {}) {
     this.vm = vm;
-    this.book = new TraceBook(opts.tableCapacity);
-    this.table = this.book.table;
     this.maxOrder = vm.maxOrder;
+    this.resolver = new TraceResolver(vm.maxOrder, opts.tableCapacity);
     this.nOrd = vm.nOrd;
-    this.nFl = vm.nFl;
     this.ndomains = vm.ndomains;
     const dmaList = vm.profile.lowmemBoundary > 0 ? FreeList.LOWMEM : FreeList.DMA32;
     this.dmaList = dmaList;
@@ -625,18 +219,51 @@ export class TraceReplayer {
     this.sampleCounts = new Int32Array(this.maxSamples * this.nOrd);
   }
 
-  /**
-   * Replay events [start, end) of parallel arrays (a `TraceChunk`'s, or any pre-parsed copy).
-   * No allocation per event.
-   */
+  /** Resolve and replay events [start, end) of parallel parsed arrays. */
   run(op: Uint8Array, pfn: Float64Array, order: Uint8Array, flags: Uint8Array, start: number, end: number): void {
-    let i = start;
-    while (i < end) {
+    this.replay(this.resolve(op, pfn, order, flags, start, end));
+  }
+
+  /**
+   * Match events [start, end) to live traced blocks (this replayer's resolver) into a batch that
+   * `replay` consumes next; the batch is reused by the following call unless `out` is given.
+   */
+  resolve(
+    op: Uint8Array,
+    pfn: Float64Array,
+    order: Uint8Array,
+    flags: Uint8Array,
+    start: number,
+    end: number,
+    out: ResolvedEvents = this.scratch,
+  ): ResolvedEvents {
+    return this.resolver.resolve(op, pfn, order, flags, start, end, out);
+  }
+
+  /**
+   * Replay a resolved batch: the allocator work. Batches must come in trace order from one
+   * resolver (this replayer's, or one that resolved the same trace from its start).
+   */
+  replay(r: ResolvedEvents): void {
+    if (this.slotv.length < 2 * r.slots) this.growSlots(r.slots);
+    const kind = r.kind;
+    const slot = r.slot;
+    const order = r.order;
+    const flags = r.flags;
+    const n = r.count;
+    let ax = 0;
+    let i = 0;
+    while (i < n) {
       // Run up to the next sample point without a per-event sampling test.
-      const until = Math.min(end, i + (this.nextSample - this.events));
+      const until = Math.min(n, i + (this.nextSample - this.events));
       for (let j = i; j < until; j++) {
-        if (op[j] === TraceOp.ALLOC) this.alloc(pfn[j], order[j], flags[j]);
-        else this.free(pfn[j], order[j]);
+        const k = kind[j];
+        if (k === R_FREE) this.freeSlot(slot[j]);
+        else if (k === R_ALLOC) this.allocSlot(slot[j], order[j], flags[j]);
+        else if (k === R_SKIP) {
+          this.frees++;
+          this.skippedFrees++;
+        } else ax = this.rare(k, slot[j], order[j], flags[j], r.aux, ax);
       }
       this.events += until - i;
       i = until;
@@ -644,30 +271,25 @@ export class TraceReplayer {
     }
   }
 
-  /** One traced allocation of 2^o pages at traced pfn p with TraceFlag bits fl. */
-  alloc(p: number, o: number, fl: number): void {
+  /** A traced allocation of 2^o pages with TraceFlag bits fl into slot s. */
+  private allocSlot(s: number, o: number, fl: number): void {
     this.allocs++;
-    const book = this.book;
-    const s = book.find(p);
-    if (s >= 0) {
-      // The free of this head was lost (or reordered away): release our old block first.
-      this.lostFrees++;
-      this.freeSlot(s);
-    }
-    if (o > this.maxOrder) {
-      this.failedAllocs++;
-      return;
-    }
     const pool = (fl & TraceFlag.MOVABLE) !== 0 ? Pool.DEFAULT : Pool.DIRECT;
-    let idx = this.allocIn(0, pool, o, fl);
+    let idx =
+      (fl & (TraceFlag.DMA32 | TraceFlag.DMA)) === 0 ? this.vm.allocPagesIdx(0, pool, o) : this.allocIn(0, pool, o, fl);
     if (idx < 0) {
       for (let d = 1; d < this.ndomains && idx < 0; d++) idx = this.allocIn(d, pool, o, fl);
       if (idx < 0) {
         this.failedAllocs++;
+        this.slotv[2 * s] = -1;
+        this.slotv[2 * s + 1] = o;
         return;
       }
     }
-    book.add(p, idx, o | (pool << 4) | (this.vm.segOfIdx(idx) << 8));
+    this.slotv[2 * s] = idx;
+    this.slotv[2 * s + 1] = o | (pool << 4) | (this.vm.segOfIdx(idx) << 8);
+    this.heldBlocks++;
+    this.heldPages += 1 << o;
   }
 
   /** Page index of a new block in one domain, or -1. */
@@ -677,56 +299,89 @@ export class TraceReplayer {
       if ((fl & TraceFlag.DMA) !== 0 && this.hasDma) return vm.allocFreelistIdx(d, this.dmaList, pool, o);
       if ((fl & TraceFlag.DMA32) !== 0 && this.hasDma32) return vm.allocFreelistIdx(d, FreeList.DMA32, pool, o);
     }
-    let idx = vm.allocFreelistIdx(d, 0, pool, o);
-    for (let f = 1; idx < 0 && f < this.nFl; f++) idx = vm.allocFreelistIdx(d, f, pool, o);
-    return idx;
+    return vm.allocPagesIdx(d, pool, o);
   }
 
-  /** One traced free of 2^o pages at traced pfn p. */
-  free(p: number, o: number): void {
-    this.frees++;
-    const book = this.book;
-    const s = book.find(p);
-    if (s >= 0) {
-      const info = this.table.infoAt(s);
-      const ko = info & 15;
-      if (ko === o) {
-        this.matchedFrees++;
-        if ((info & PIECE) !== 0) this.splitFrees++;
-        this.freeSlot(s);
-        return;
-      }
-      if (ko > o) {
-        // p is this block's head, so it is aligned to 2^ko > 2^o.
-        this.splitFree(s, p, o);
-        return;
-      }
-    } else {
-      const c = book.cover(p, o);
-      if (c >= 0) {
-        this.splitFree(c, p, o);
-        return;
-      }
-    }
-    this.skippedFrees++;
-  }
-
-  /** Free our whole block of slot s and forget it. */
+  /** A traced free of the whole block in slot s. */
   private freeSlot(s: number): void {
-    const t = this.table;
-    const info = t.infoAt(s);
-    const idx = t.addrAt(s);
-    this.book.remove(s);
+    this.frees++;
+    const idx = this.slotv[2 * s];
+    if (idx < 0) {
+      // Its allocation failed: nothing of ours to free.
+      this.skippedFrees++;
+      return;
+    }
+    const info = this.slotv[2 * s + 1];
+    this.matchedFrees++;
+    if ((info & PIECE) !== 0) this.splitFrees++;
+    this.release(s, idx, info);
+  }
+
+  /** Give our block in slot s (page idx, info word) back to the allocator. */
+  private release(s: number, idx: number, info: number): void {
+    this.slotv[2 * s] = -1;
+    this.heldBlocks--;
+    this.heldPages -= 1 << (info & 15);
     this.vm.freePagesIdx(idx, (info >> 4) & 15, info & 15, (info >> 8) & SEG_MASK);
   }
 
-  /** Free the order-o part at traced pfn p of the block in slot s; the rest stays live in pieces. */
-  private splitFree(s: number, p: number, o: number): void {
-    const info = this.table.infoAt(s);
-    const idx = this.book.splitOut(s, p, o, false);
+  /** Lost frees, too-large allocations and split frees. Returns the new aux cursor. */
+  private rare(k: number, s: number, o: number, fl: number, aux: Int32Array, ax: number): number {
+    if ((k & R_LOST) !== 0) {
+      // The trace lost the free of this head: release our old block first.
+      const idx = this.slotv[2 * s];
+      if (idx >= 0) {
+        this.lostFrees++;
+        this.release(s, idx, this.slotv[2 * s + 1]);
+      }
+    }
+    switch (k & ~R_LOST) {
+      case R_ALLOC:
+        this.allocSlot(s, o, fl);
+        return ax;
+      case R_TOOBIG:
+        this.allocs++;
+        this.failedAllocs++;
+        return ax;
+      case R_SPLIT:
+        return this.splitFree(s, o, aux, ax);
+      default:
+        throw new Error(`resolved event kind ${k} is not known`);
+    }
+  }
+
+  /** Free the order-o part (offset aux[ax]) of the block in slot s; the pieces take their slots. */
+  private splitFree(s: number, o: number, aux: Int32Array, ax: number): number {
+    this.frees++;
+    const idx = this.slotv[2 * s];
+    const info = this.slotv[2 * s + 1];
+    const off = aux[ax++];
+    const rest = (info & ~15) | PIECE;
+    this.slotv[2 * s] = -1;
+    let a = ax;
+    splitPieces(info & 15, off, o, (pOff, pk) => {
+      const ps = aux[a++];
+      this.slotv[2 * ps] = idx < 0 ? -1 : idx + pOff;
+      this.slotv[2 * ps + 1] = rest | pk;
+    });
+    if (idx < 0) {
+      this.skippedFrees++;
+      return a;
+    }
     this.matchedFrees++;
     this.splitFrees++;
-    this.vm.freePagesIdx(idx, (info >> 4) & 15, o, (info >> 8) & SEG_MASK);
+    this.heldBlocks += (info & 15) - o - 1;
+    this.heldPages -= 1 << o;
+    this.vm.freePagesIdx(idx + off, (info >> 4) & 15, o, (info >> 8) & SEG_MASK);
+    return a;
+  }
+
+  private growSlots(n: number): void {
+    let cap = this.slotv.length;
+    while (cap < 2 * n) cap *= 2;
+    const v = new Int32Array(cap).fill(-1);
+    v.set(this.slotv);
+    this.slotv = v;
   }
 
   /** Record free blocks per order now. */
@@ -780,18 +435,34 @@ export class TraceReplayer {
       skippedFrees: this.skippedFrees,
       lostFrees: this.lostFrees,
       failedAllocs: this.failedAllocs,
-      heldPages: this.table.pages,
-      heldBlocks: this.table.size,
+      heldPages: this.heldPages,
+      heldBlocks: this.heldBlocks,
     };
   }
 
   /** Free every block still held (pages return to the allocator); the table ends empty. */
   releaseAll(): void {
-    const t = this.table;
-    t.forEach((_pfn, addr, info) => {
-      this.vm.freePagesIdx(addr, (info >> 4) & 15, info & 15, (info >> 8) & SEG_MASK);
-    });
-    this.book.clear();
+    this.forEachHeld((_idx, _order, _pool, s) => this.release(s, this.slotv[2 * s], this.slotv[2 * s + 1]));
+    this.resolver.clear();
+  }
+
+  /** Our block for the live traced block headed by traced pfn `pfn`, or null (none, or it failed). */
+  heldAt(pfn: number): { idx: number; order: number; pool: number } | null {
+    const t = this.resolver.book.table;
+    const c = t.find(pfn);
+    if (c < 0) return null;
+    const s = t.addrAt(c);
+    const idx = 2 * s < this.slotv.length ? this.slotv[2 * s] : -1;
+    return idx < 0 ? null : { idx, order: this.slotv[2 * s + 1] & 15, pool: (this.slotv[2 * s + 1] >> 4) & 15 };
+  }
+
+  /** Calls fn for every block of ours still held: page index, order, pool and its slot. */
+  forEachHeld(fn: (idx: number, order: number, pool: number, slot: number) => void): void {
+    const n = Math.min(this.resolver.slots, this.slotv.length >> 1);
+    for (let s = 0; s < n; s++) {
+      const idx = this.slotv[2 * s];
+      if (idx >= 0) fn(idx, this.slotv[2 * s + 1] & 15, (this.slotv[2 * s + 1] >> 4) & 15, s);
+    }
   }
 }
 
@@ -820,10 +491,15 @@ export interface ReplayReport extends ReplayCounts {
   mode: StartupMode;
   /** Events per second of allocator work: events / replaySeconds. */
   eventsPerSec: number;
-  /** Seconds spent replaying parsed chunks (allocator + bookkeeping only). */
+  /** Seconds spent replaying resolved chunks: allocator calls and the per-slot arrays only. */
   replaySeconds: number;
-  /** Seconds of the streaming loop not spent replaying: reading, decompressing, parsing. */
+  /**
+   * Seconds of the streaming loop not spent replaying: reading, decompressing, parsing, and
+   * resolving (matching each free to its traced allocation, src/trace/resolve.ts).
+   */
   parseSeconds: number;
+  /** The part of parseSeconds spent resolving. */
+  resolveSeconds: number;
   /** Seconds to build and start the machine. */
   setupSeconds: number;
   /** Free pages (all pools) before the first and after the last event. */
@@ -879,11 +555,15 @@ export async function replayTrace(file: string, opts: ReplayOptions = {}): Promi
   const replayer = new TraceReplayer(vm, opts);
   const freePagesBefore = freePages(vm);
   let replayMs = 0;
+  let resolveMs = 0;
   const tStream = performance.now();
   for await (const c of parseTrace(file, { ...opts.parse, limit: opts.limit })) {
     const t = performance.now();
-    replayer.run(c.op, c.pfn, c.order, c.flags, 0, c.count);
-    replayMs += performance.now() - t;
+    const batch = replayer.resolve(c.op, c.pfn, c.order, c.flags, 0, c.count);
+    const t1 = performance.now();
+    replayer.replay(batch);
+    replayMs += performance.now() - t1;
+    resolveMs += t1 - t;
   }
   const streamMs = performance.now() - tStream;
   const counts = replayer.counts();
@@ -906,6 +586,7 @@ export async function replayTrace(file: string, opts: ReplayOptions = {}): Promi
     eventsPerSec: replaySeconds > 0 ? counts.events / replaySeconds : 0,
     replaySeconds,
     parseSeconds: (streamMs - replayMs) / 1000,
+    resolveSeconds: resolveMs / 1000,
     setupSeconds,
     freePagesBefore,
     freePagesAfter,
