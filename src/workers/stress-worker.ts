@@ -308,9 +308,10 @@ if (port) {
         sched,
         yieldMs: cfg.yieldMs,
         delegate: cfg.delegate,
+        maxBlocks: 0,
       };
       const lockOpts: LockOptions = { spin: cfg.spin, polite: cfg.polite, traffic: false };
-      warmUp(vm.profile, cfg.warmRounds, { loop, lock: lockOpts });
+      warmUp(vm.profile, cfg.warmRounds, { loop, lock: lockOpts }, vm);
       const locks = new DomainLocks(vm, lockOpts);
       markDeadOnExit(cfg.handle.sync, locks.words);
       port.postMessage({ type: 'ready', index: cfg.index });
