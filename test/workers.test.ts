@@ -376,7 +376,48 @@ describe('per-CPU page caches', () => {
     vm.freePages(pa, Pool.DEFAULT, 0);
     assert.throws(() => cache.free(pa, Pool.DEFAULT), /not allocated|free/);
   });
+
+  test('the index API serves the same pages as the address API; bad domain and pool are refused', () => {
+    const vm = buildMachine(64 * MiB);
+    const start = vm.counts().total;
+    const cache = new PcpuCache(new LockedVmPhys(vm), { batch: 8 });
+    const idx: number[] = [];
+    for (let i = 0; i < 100; i++) idx.push(cache.allocIdx(0, Pool.DEFAULT));
+    assert.equal(new Set(idx).size, 100);
+    for (const i of idx) assert.ok(i >= 0 && (vm.p.meta[i] & 15) === vm.nOrd, 'allocated in vm_phys');
+    // Freed by index, allocated again by address: the LIFO stack hands the last page back.
+    cache.freeIdx(idx[99], Pool.DEFAULT);
+    assert.equal(cache.alloc(0, Pool.DEFAULT), vm.paOf(idx[99]));
+    for (const i of idx) cache.freeIdx(i, Pool.DEFAULT);
+    const f = vm.allocPagesIdx(0, Pool.DEFAULT, 0);
+    vm.freeIdx(f, Pool.DEFAULT, 0);
+    assert.throws(
+      () => cache.freeIdx(f, Pool.DEFAULT),
+      (e: Error) => e.name === 'DoubleFreeError',
+    );
+    const before = snapshotCounts(vm);
+    assert.throws(
+      () => cache.alloc(1, Pool.DEFAULT),
+      (e: Error) => e.name === 'DomainError',
+    );
+    assert.throws(
+      () => cache.alloc(0, Pool.LAZYINIT),
+      (e: Error) => e.name === 'PoolError',
+    );
+    assert.throws(
+      () => cache.alloc(0, 7),
+      (e: Error) => e.name === 'PoolError',
+    );
+    assert.deepEqual(snapshotCounts(vm), before, 'refused calls change nothing');
+    cache.flush();
+    verify(vm, { heldPages: 0 });
+    assert.equal(vm.counts().total, start);
+  });
 });
+
+function snapshotCounts(vm: ReturnType<typeof buildMachine>): string {
+  return JSON.stringify(vm.counts()) + Array.from(vm.c.qCount).join(',');
+}
 
 describe('stress', () => {
   test('2 workers, 50k ops, drainer running: conservation and every check hold', async () => {

@@ -8,6 +8,8 @@ import { FreeList, Pool } from '../../src/core/params.js';
 import type { VmPhys } from '../../src/core/vmphys.js';
 import { type TraceEvents, TraceFlag } from '../../src/trace/parse.js';
 import { buildMachine, type MachineMapLike, PIECE, TraceBook } from '../../src/trace/replay.js';
+import { LockedVmPhys } from '../../src/workers/locked.js';
+import { PcpuCache } from '../../src/workers/pcpu.js';
 import { FreeStack } from './free-stack.js';
 import { NaiveBuddy } from './naive-buddy.js';
 
@@ -119,8 +121,39 @@ export class ThingPeer implements PeerAllocator {
   }
 }
 
+/**
+ * vmphys as FreeBSD serves order-0 pages: through a per-CPU page cache (src/workers/pcpu.ts, the
+ * pgcache zones of vm_page_alloc), refilled with vm_phys_alloc_npages and drained with
+ * vm_phys_free_pages in batches of 64 under the domain lock; other orders go to vm_phys under
+ * the lock, through the cache's index API. Frees are checked (the page must be allocated; a
+ * double free inside the cache is caught when its batch reaches vm_phys). Handle = page index. Not exact
+ * mode: the cache changes which addresses come back, as pgcache does in the kernel.
+ */
+export class VmPhysPcpuPeer implements PeerAllocator {
+  readonly name = 'vmphys + per-CPU page cache';
+  readonly freesParts = true;
+  readonly locked: LockedVmPhys;
+  readonly cache: PcpuCache;
+  constructor(vm: VmPhys) {
+    this.locked = new LockedVmPhys(vm);
+    this.cache = new PcpuCache(this.locked);
+  }
+  alloc(order: number, pool: number, freelist: number): number {
+    if (order === 0 && freelist < 0) return this.cache.allocIdx(0, pool);
+    const pa =
+      freelist >= 0 && this.locked.vm.flindOf(freelist) >= 0
+        ? this.locked.allocFreelistPages(0, freelist, pool, order)
+        : this.locked.allocPages(0, pool, order);
+    return pa === null ? -1 : this.locked.vm.idxIn(this.locked.vm.segOfPa(pa), pa);
+  }
+  free(handle: number, order: number, pool: number): void {
+    if (order === 0) this.cache.freeIdx(handle, pool);
+    else this.locked.freePages(this.locked.vm.paOf(handle), pool, order);
+  }
+}
+
 /** Peer names accepted by `makePeer`. */
-export const PEER_KINDS = ['vmphys-idx', 'vmphys-public', 'naive-buddy', 'free-stack', 'thing'] as const;
+export const PEER_KINDS = ['vmphys-idx', 'vmphys-public', 'vmphys-pcpu', 'naive-buddy', 'free-stack', 'thing'] as const;
 export type PeerKind = (typeof PEER_KINDS)[number];
 
 /**
@@ -131,6 +164,7 @@ export type PeerKind = (typeof PEER_KINDS)[number];
 export function makePeer(kind: PeerKind, map?: MachineMapLike, mode: 'lazy' | 'eager' = 'lazy'): PeerAllocator {
   if (kind === 'vmphys-idx') return new VmPhysIdxPeer(buildMachine(map, mode));
   if (kind === 'vmphys-public') return new VmPhysPublicPeer(buildMachine(map, mode));
+  if (kind === 'vmphys-pcpu') return new VmPhysPcpuPeer(buildMachine(map, mode));
   if (kind === 'thing') return new ThingPeer();
   const pages = buildMachine(map, 'lazy').totalPages;
   return kind === 'naive-buddy' ? new NaiveBuddyPeer(pages) : new FreeStackPeer(pages);

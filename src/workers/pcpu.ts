@@ -8,7 +8,8 @@
  * allocated from vm_phys's point of view: conservation counts them as held until `flush()`.
  * Owned by the workers layer (src/workers/*).
  */
-import { DoubleFreeError, hex } from '../core/errors.js';
+import { DomainError, DoubleFreeError, hex, PoolError } from '../core/errors.js';
+import { Pool } from '../core/params.js';
 import { M_ORDER } from '../core/vmphys.js';
 import type { LockedVmPhys } from './locked.js';
 
@@ -29,8 +30,12 @@ export class PcpuCache {
   refills = 0;
   drains = 0;
   private readonly nPool: number;
-  private readonly stacks: Float64Array[];
+  private readonly ndomains: number;
+  /** Per (domain, pool): a stack of page indices (allocated lazily at `capacity`). */
+  private readonly stacks: Int32Array[];
   private readonly counts: Int32Array;
+  private readonly meta: Uint8Array;
+  private readonly nOrd: number;
 
   constructor(locked: LockedVmPhys, opts: PcpuOptions = {}) {
     this.locked = locked;
@@ -38,9 +43,12 @@ export class PcpuCache {
     this.batch = Math.max(1, Math.min(opts.batch ?? 64, vm.chunkPages));
     this.capacity = Math.max(this.batch, opts.capacity ?? 2 * this.batch);
     this.nPool = vm.nPool;
-    const n = locked.locks.ndomains * this.nPool;
+    this.ndomains = locked.locks.ndomains;
+    this.nOrd = vm.nOrd;
+    this.meta = vm.p.meta;
+    const n = this.ndomains * this.nPool;
     this.stacks = [];
-    for (let i = 0; i < n; i++) this.stacks.push(new Float64Array(0));
+    for (let i = 0; i < n; i++) this.stacks.push(new Int32Array(0));
     this.counts = new Int32Array(n);
   }
 
@@ -49,6 +57,16 @@ export class PcpuCache {
    * batch under the lock. Returns the address, or -1 when the domain has no free page left.
    */
   alloc(domain: number, pool: number): number {
+    this.check(domain, pool);
+    const idx = this.allocIdx(domain, pool);
+    return idx < 0 ? -1 : this.locked.vm.paOf(idx);
+  }
+
+  /**
+   * `alloc` on page indices (the core's index API): a page index, or -1. domain and pool are
+   * not validated here (callers of the index API validate once, as the replayer does).
+   */
+  allocIdx(domain: number, pool: number): number {
     const k = domain * this.nPool + pool;
     let n = this.counts[k];
     if (n === 0) {
@@ -66,18 +84,26 @@ export class PcpuCache {
   free(pa: number, pool: number): void {
     const vm = this.locked.vm;
     const s = vm.segOfPa(pa);
-    if (s < 0 || pa % vm.pageSize !== 0) {
+    if (s < 0 || pa % vm.pageSize !== 0 || pool >>> 0 >= this.nPool || pool === Pool.LAZYINIT) {
       this.locked.freePages(pa, pool, 0); // throws the core's typed error
       return;
     }
-    const m = vm.p.meta[vm.idxIn(s, pa)];
-    if (m === 0 || (m & M_ORDER) !== vm.nOrd) throw new DoubleFreeError(`pcpu free: page ${hex(pa)} is not allocated`);
-    const d = vm.segDomain[s];
+    this.freeIdx(vm.idxIn(s, pa), pool);
+  }
+
+  /**
+   * `free` on a page index. The same cheap check (the page must be allocated); a double free
+   * of a page still in this cache is caught when the batch reaches vm_phys (validated there).
+   */
+  freeIdx(idx: number, pool: number): void {
+    const m = this.meta[idx];
+    if (m === 0 || (m & M_ORDER) !== this.nOrd) this.notAllocated(idx);
+    const d = this.ndomains === 1 ? 0 : this.locked.vm.segDomain[this.locked.vm.segOfIdx(idx)];
     const k = d * this.nPool + pool;
     let st = this.stacks[k];
-    if (st.length === 0) st = this.stacks[k] = new Float64Array(this.capacity);
+    if (st.length === 0) st = this.stacks[k] = new Int32Array(this.capacity);
     let n = this.counts[k];
-    st[n++] = pa;
+    st[n++] = idx;
     this.counts[k] = n;
     if (n >= this.capacity) this.give(d, pool, k, this.batch);
   }
@@ -85,7 +111,7 @@ export class PcpuCache {
   /** Give every cached page back to vm_phys; returns the number of pages returned. */
   flush(): number {
     let total = 0;
-    for (let d = 0; d < this.locked.locks.ndomains; d++)
+    for (let d = 0; d < this.ndomains; d++)
       for (let pool = 0; pool < this.nPool; pool++) {
         const k = d * this.nPool + pool;
         const n = this.counts[k];
@@ -104,10 +130,29 @@ export class PcpuCache {
     return n;
   }
 
+  private check(domain: number, pool: number): void {
+    if (!Number.isInteger(domain) || domain < 0 || domain >= this.ndomains)
+      throw new DomainError('EDOMAIN', `domain ${domain} is outside 0..${this.ndomains - 1}`);
+    if (pool === Pool.LAZYINIT)
+      throw new PoolError('the LAZYINIT pool cannot be named by a caller (vm_phys_pool_valid)');
+    if (!Number.isInteger(pool) || pool < 0 || pool >= this.nPool) throw new PoolError(`unknown pool ${pool}`);
+  }
+
+  private notAllocated(idx: number): never {
+    throw new DoubleFreeError(`pcpu free: page ${hex(this.locked.vm.paOf(idx))} is not allocated`);
+  }
+
   private refill(domain: number, pool: number, k: number): number {
     let st = this.stacks[k];
-    if (st.length === 0) st = this.stacks[k] = new Float64Array(this.capacity);
-    const got = this.locked.allocNpages(domain, pool, this.batch, st);
+    if (st.length === 0) st = this.stacks[k] = new Int32Array(this.capacity);
+    const L = this.locked.locks;
+    L.lock(domain);
+    let got: number;
+    try {
+      got = this.locked.vm.allocNpagesIdx(domain, pool, this.batch, st);
+    } finally {
+      L.unlock(domain);
+    }
     this.refills++;
     this.counts[k] = got;
     return got;
@@ -122,7 +167,7 @@ export class PcpuCache {
       let c = this.counts[k];
       for (let i = 0; i < n; i++) {
         this.counts[k] = --c; // a page the core rejects is dropped, and its error propagates
-        vm.freePages(st[c], pool, 0);
+        vm.freePages(vm.paOf(st[c]), pool, 0);
       }
     } finally {
       L.unlock(d);
