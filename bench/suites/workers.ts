@@ -7,10 +7,12 @@
  * the machine's cores) checked for breakage and starvation.
  * Owned by the workers layer (src/workers/*); uses bench/util.ts without editing it.
  */
+
 import { cpus, loadavg } from 'node:os';
 import { handleOf } from '../../src/workers/attach.js';
 import { DRAIN_BATCH, type DrainStats, startDrainers } from '../../src/workers/drainer.js';
 import { SYNC, syncViews } from '../../src/workers/lock.js';
+import { SchedProbe } from '../../src/workers/sched.js';
 import {
   buildMachine,
   cpuScaling,
@@ -52,6 +54,36 @@ async function run(o: StressOptions): Promise<StressReport> {
   for (const v of r.violations)
     violations.push(`${o.workers} workers ${o.mix ?? 'mixed'}${o.pcpu ? ' pcpu' : ''}: ${v}`);
   return r;
+}
+
+/**
+ * Stalls this VM imposes on a running thread: busy-loop on performance.now() for `ms` and count
+ * the gaps between consecutive readings, with the thread's context switches (schedstat) over
+ * the same time. Gaps without a context switch are time the vCPU did not run this thread
+ * (host-side preemption, interrupts): no code in a critical section can avoid them.
+ */
+function stallProbe(ms: number): { over50: number; over100: number; max: number; switches: number; seconds: number } {
+  const probe = new SchedProbe();
+  const s0 = probe.switches();
+  const t0 = performance.now();
+  const end = t0 + ms;
+  let last = t0;
+  let over50 = 0;
+  let over100 = 0;
+  let max = 0;
+  for (;;) {
+    const t = performance.now();
+    const g = (t - last) * 1000;
+    if (g > 50) {
+      over50++;
+      if (g > 100) over100++;
+      if (g > max) max = g;
+    }
+    last = t;
+    if (t > end) break;
+  }
+  const seconds = (last - t0) / 1000;
+  return { over50, over100, max, switches: probe.switches() - s0, seconds };
 }
 
 /** Cost of one performance.now() call in ms (median of back-to-back pairs): subtracted from holds. */
@@ -223,6 +255,7 @@ export const suite: Suite = {
     const holdStats = () => ({
       max: [] as number[],
       maxRunning: [] as number[],
+      totalUs: 0,
       samples: [] as number[],
       holds: 0,
       delegated: 0,
@@ -240,6 +273,7 @@ export const suite: Suite = {
         h.maxRunning.push(st.maxRunningHoldUs);
         for (const x of st.holdUs) h.samples.push(x);
         h.holds += st.holds;
+        h.totalUs += st.totalHoldUs;
         h.delegated += st.delegated;
         h.yields += st.yields;
         h.over10 += st.holdsOver10Us;
@@ -380,6 +414,18 @@ export const suite: Suite = {
         notes: `Per run, the longest hold during which the drainer thread's scheduler run count did not move (${pre(H)} left out). What remains is execution under the lock plus interrupts and host-side stalls of this VM, which the guest does not see as a descheduling.`,
       }),
     );
+    // How often this VM stops a running thread for longer than the goal, whatever it runs.
+    const sp = stallProbe(quick ? 500 : 3000);
+    const rate50 = sp.over50 / sp.seconds;
+    out.push({
+      name: 'VM stalls longer than 50 µs seen by a busy thread',
+      unit: '/s',
+      value: r2(rate50),
+      samples: [r2(rate50), r2(sp.over100 / sp.seconds), r2(sp.max)],
+      notes:
+        `A thread spinning on performance.now() for ${r2(sp.seconds)} s saw ${sp.over50} gaps over 50 µs (${sp.over100} over 100 µs, longest ${r2(sp.max)} µs) with ${sp.switches} context switches of its own: the vCPU is stopped under it (host preemption, interrupt handling). ` +
+        `A lock hold overlaps such a stall with probability ≈ its length × this rate, so the drainer's ${r2(H.totalUs / 1000)} ms of holds of its own above expect ≈ ${r2((H.totalUs / 1e6) * rate50)} holds over 50 µs from the machine alone, whatever the code under the lock.`,
+    });
 
     // 3. Parallel drain: the same machine drained by 1 and by 2 drainers (no CPU workers).
     const pd: Record<number, number[]> = { 1: [], 2: [] };
