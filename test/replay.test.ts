@@ -20,6 +20,7 @@ import {
   ThingPeer,
   VmPhysIdxPeer,
 } from '../bench/peers/adapters.js';
+import { FifoBuddy } from '../bench/peers/fifo-buddy.js';
 import { physFree } from '../src/core/sysctl.js';
 import { verify } from '../src/core/verify.js';
 import { parseTraceText } from '../src/trace/parse.js';
@@ -618,5 +619,39 @@ describe('resolve stage (src/trace/resolve.ts)', () => {
     assert.deepEqual(Array.from(r.aux.subarray(0, r.auxLen)), [1, 1, 2]);
     assert.equal(r.slot[5], 2);
     assert.equal(r.slots, 3);
+  });
+});
+
+describe('reference FIFO buddy (bench/peers/fifo-buddy.ts)', () => {
+  test('random allocations and frees, parts included, give every page back at the largest order', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 1 }), fc.integer({ min: 0, max: 5 })), { maxLength: 200 }),
+        (reqs) => {
+          const b = new FifoBuddy(4 * 4096);
+          const held: Array<[number, number, number]> = [];
+          const seen = new Set<number>();
+          for (const [pool, order] of reqs) {
+            const i = b.alloc(pool, order);
+            assert.ok(i >= 0 && i % 2 ** order === 0);
+            for (let k = 0; k < 2 ** order; k++) {
+              assert.ok(!seen.has(i + k), 'no page handed out twice');
+              seen.add(i + k);
+            }
+            held.push([i, pool, order]);
+          }
+          // Free every block as two halves when it has any, else whole.
+          for (const [i, pool, order] of held) {
+            if (order > 0) {
+              b.free(i + 2 ** (order - 1), pool, order - 1);
+              b.free(i, pool, order - 1);
+            } else b.free(i, pool, 0);
+          }
+          for (let k = 0; k < 4; k++) assert.ok(b.alloc(k & 1, 12) >= 0, 'all four max-order blocks whole again');
+          assert.equal(b.alloc(0, 12), -1);
+        },
+      ),
+      { numRuns: 100 },
+    );
   });
 });

@@ -13,9 +13,20 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { histogramSvg } from '../../src/cli/replay.js';
 import { amd64 } from '../../src/core/params.js';
-import { parseTrace } from '../../src/trace/parse.js';
+import { parseTrace, TraceFlag } from '../../src/trace/parse.js';
 import { buildMachine, type FreeHistogram, TraceReplayer } from '../../src/trace/replay.js';
-import { newResolvedEvents, TraceResolver } from '../../src/trace/resolve.js';
+import {
+  newResolvedEvents,
+  R_ALLOC,
+  R_FREE,
+  R_LOST,
+  R_SKIP,
+  R_SPLIT,
+  type ResolvedEvents,
+  splitPieces,
+  TraceResolver,
+} from '../../src/trace/resolve.js';
+import { FifoBuddy } from '../peers/fifo-buddy.js';
 import { loadTrace, type Result, repeat, repoRoot, result, runChild, type Suite, sharedTrace } from '../util.js';
 import { peerTraceResults } from './peers.js';
 
@@ -31,6 +42,9 @@ interface ReplayArg {
 interface ReplayOut {
   /** events / seconds of `TraceReplayer.replay` over the resolved trace (allocator work). */
   samples: number[];
+  /** events / seconds of the same resolved trace through the minimal FIFO buddy (reference). */
+  fifo: number[];
+  fifoFailed: number;
   /** events / seconds of `TraceReplayer.run`: resolve + replay, from the parsed arrays. */
   endToEnd: number[];
   events: number;
@@ -62,6 +76,8 @@ export async function childReplay(a: ReplayArg): Promise<ReplayOut> {
   );
   let last: TraceReplayer | null = null;
   const endToEnd: number[] = [];
+  const fifo: number[] = [];
+  let fifoFailed = 0;
   let rep = 0;
   const whole = (): number => {
     const rp = new TraceReplayer(buildMachine(undefined, a.mode));
@@ -80,6 +96,9 @@ export async function childReplay(a: ReplayArg): Promise<ReplayOut> {
       const s = (performance.now() - t0) / 1000;
       last = rp;
       endToEnd.push(rep++ % 2 === 1 ? e2e : whole());
+      const f = replayFifo(new FifoBuddy(vm.totalPages), resolved);
+      fifo.push(f.rate);
+      fifoFailed = f.failed;
       return n / s;
     },
     { reps: a.reps, warmup: 2 },
@@ -89,6 +108,8 @@ export async function childReplay(a: ReplayArg): Promise<ReplayOut> {
   return {
     samples: r.samples,
     endToEnd: endToEnd.slice(2),
+    fifo: fifo.slice(2),
+    fifoFailed,
     events: n,
     slots: resolved.slots,
     failedAllocs: c.failedAllocs,
@@ -97,6 +118,58 @@ export async function childReplay(a: ReplayArg): Promise<ReplayOut> {
     heldPages: c.heldPages,
     histogram: rp.histogram(),
   };
+}
+
+/**
+ * The resolved trace through `FifoBuddy` with the replayer's rules (same kinds, slots and split
+ * pieces; pool DEFAULT = 0 for movable requests, 1 otherwise; no free lists). Returns events/s.
+ */
+function replayFifo(b: FifoBuddy, r: ResolvedEvents): { rate: number; failed: number } {
+  const sv = new Int32Array(2 * Math.max(1, r.slots)).fill(-1);
+  const { kind, slot, order, flags, aux } = r;
+  const n = r.count;
+  let ax = 0;
+  let failed = 0;
+  const release = (s: number) => {
+    const idx = sv[2 * s];
+    if (idx < 0) return;
+    sv[2 * s] = -1;
+    b.free(idx, sv[2 * s + 1] >> 4, sv[2 * s + 1] & 15);
+  };
+  const alloc = (s: number, o: number, fl: number) => {
+    const pool = (fl & TraceFlag.MOVABLE) !== 0 ? 0 : 1;
+    const idx = b.alloc(pool, o);
+    if (idx < 0) failed++;
+    sv[2 * s] = idx;
+    sv[2 * s + 1] = o | (pool << 4);
+  };
+  const t0 = performance.now();
+  for (let j = 0; j < n; j++) {
+    const k = kind[j];
+    if (k === R_FREE) release(slot[j]);
+    else if (k === R_ALLOC) alloc(slot[j], order[j], flags[j]);
+    else if (k === R_SKIP) continue;
+    else if ((k & ~R_LOST) === R_ALLOC) {
+      release(slot[j]);
+      alloc(slot[j], order[j], flags[j]);
+    } else if (k === R_SPLIT) {
+      const s = slot[j];
+      const idx = sv[2 * s];
+      const info = sv[2 * s + 1];
+      const off = aux[ax++];
+      sv[2 * s] = -1;
+      splitPieces(info & 15, off, order[j], (pOff, pk) => {
+        const ps = aux[ax++];
+        sv[2 * ps] = idx < 0 ? -1 : idx + pOff;
+        sv[2 * ps + 1] = (info & ~15) | pk;
+      });
+      if (idx >= 0) b.free(idx + off, info >> 4, order[j]);
+    } else if ((k & ~R_LOST) !== 0) {
+      if ((k & R_LOST) !== 0) release(slot[j]);
+      failed++; // too large
+    }
+  }
+  return { rate: n / ((performance.now() - t0) / 1000), failed };
 }
 
 /** Child: resolving alone — the pfn bookkeeping that matches frees to allocations, no allocator. */
@@ -151,6 +224,11 @@ export const suite: Suite = {
         }),
         result(`TraceReplayer.run (resolve + replay), ${mode}`, 'events/s', r.endToEnd, {
           notes: 'from the parsed arrays: the pfn bookkeeping (resolve) and the allocator work together',
+        }),
+        result(`reference: minimal FIFO buddy, same resolved trace (${mode} run)`, 'events/s', r.fifo, {
+          notes:
+            `bench/peers/fifo-buddy.ts: vm_phys's queue discipline alone (tail insert, head removal, buddy merge; one flat range, two pools, no segments, free lists or lazy runs), ${r.fifoFailed} failed allocations; ` +
+            'run in the same child right after each vmphys repetition, so the two see the same machine: what this data structure costs in JavaScript here',
         }),
       );
       const dir = join(repoRoot(), 'bench', 'results');
