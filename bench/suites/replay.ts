@@ -8,7 +8,9 @@
  * trace through every peer (shared with the `peers` suite). Writes the free-block histogram of
  * each mode to bench/results/replay-histogram-<mode>.svg. Owned by the benchmark work.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { histogramSvg } from '../../src/cli/replay.js';
@@ -172,6 +174,51 @@ function replayFifo(b: FifoBuddy, r: ResolvedEvents): { rate: number; failed: nu
   return { rate: n / ((performance.now() - t0) / 1000), failed };
 }
 
+/**
+ * The reference FIFO buddy in C (bench/peers/fifo-buddy.c, compiled here with `cc -O2` when a C
+ * compiler exists) over the same resolved trace, `reps` repetitions in one process: the native
+ * rate of the same queue discipline on this machine, in this run. null when there is no compiler.
+ */
+export async function childNativeFifo(a: ReplayArg): Promise<{ samples: number[]; cc: string } | null> {
+  const ev = await loadTrace(sharedTrace());
+  const n = a.limit > 0 ? Math.min(a.limit, ev.count) : ev.count;
+  const r = new TraceResolver(amd64.nFreeOrder - 1).resolve(
+    ev.op,
+    ev.pfn,
+    ev.order,
+    ev.flags,
+    0,
+    n,
+    newResolvedEvents(),
+  );
+  const dir = mkdtempSync(join(tmpdir(), 'vmphys-fifo-'));
+  try {
+    const exe = join(dir, 'fifo-buddy');
+    const src = join(repoRoot(), 'bench', 'peers', 'fifo-buddy.c');
+    const cc = spawnSync('cc', ['-O2', '-o', exe, src], { encoding: 'utf8' });
+    if (cc.error || cc.status !== 0) return null;
+    const version = spawnSync('cc', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? 'cc';
+    const file = join(dir, 'trace.bin');
+    writeFileSync(
+      file,
+      Buffer.concat([
+        Buffer.from(new Int32Array([n, r.slots]).buffer),
+        Buffer.from(r.kind.buffer, 0, n),
+        Buffer.from(r.order.buffer, 0, n),
+        Buffer.from(r.flags.buffer, 0, n),
+        Buffer.from(r.slot.buffer, 0, n * 4),
+      ]),
+    );
+    const pages = buildMachine(undefined, 'lazy').totalPages;
+    const run = spawnSync(exe, [file, String(pages), String(a.reps + 1)], { encoding: 'utf8' });
+    if (run.status !== 0) return null;
+    const samples = run.stdout.trim().split('\n').map(Number).slice(1); // the first is a warm-up
+    return { samples, cc: version };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Child: resolving alone — the pfn bookkeeping that matches frees to allocations, no allocator. */
 export async function childResolve(a: ReplayArg): Promise<number[]> {
   const ev = await loadTrace(sharedTrace());
@@ -246,6 +293,17 @@ export const suite: Suite = {
           }),
         );
     }
+    const native = await runChild<{ samples: number[]; cc: string } | null>(SELF, 'childNativeFifo', {
+      mode: 'lazy',
+      limit,
+      reps,
+    } satisfies ReplayArg);
+    if (native !== null)
+      out.push(
+        result('reference: the same minimal FIFO buddy in C (-O2), same resolved trace', 'events/s', native.samples, {
+          notes: `bench/peers/fifo-buddy.c compiled in this run (${native.cc}); the JavaScript of bench/peers/fifo-buddy.ts line for line, calloc'd memory. What native code does with this data structure on this machine: the gap to the JavaScript reference above is the language, not vmphys`,
+        }),
+      );
     const book = await runChild<number[]>(SELF, 'childResolve', { mode: 'lazy', limit, reps } satisfies ReplayArg);
     out.push(
       result('resolve alone (TraceResolver: frees matched to allocations, no allocator)', 'events/s', book, {
