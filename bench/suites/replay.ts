@@ -58,13 +58,8 @@ interface ReplayOut {
   histogram: FreeHistogram;
 }
 
-/**
- * Child: resolve the pre-parsed trace once (matching frees to allocations depends on the trace
- * alone), then per repetition replay it on a fresh machine (timed: the allocator work), and
- * resolve + replay it from the parsed arrays on another fresh machine (timed: end to end).
- * The two orders alternate so that the machine's drift hits both alike.
- */
-export async function childReplay(a: ReplayArg): Promise<ReplayOut> {
+/** The shared trace pre-parsed (cached) and its first `a.limit` events (0: all) resolved once. */
+async function resolvedTrace(a: ReplayArg) {
   const ev = await loadTrace(sharedTrace());
   const n = a.limit > 0 ? Math.min(a.limit, ev.count) : ev.count;
   const resolved = new TraceResolver(amd64.nFreeOrder - 1).resolve(
@@ -76,6 +71,17 @@ export async function childReplay(a: ReplayArg): Promise<ReplayOut> {
     n,
     newResolvedEvents(),
   );
+  return { ev, n, resolved };
+}
+
+/**
+ * Child: resolve the pre-parsed trace once (matching frees to allocations depends on the trace
+ * alone), then per repetition replay it on a fresh machine (timed: the allocator work), and
+ * resolve + replay it from the parsed arrays on another fresh machine (timed: end to end).
+ * The two orders alternate so that the machine's drift hits both alike.
+ */
+export async function childReplay(a: ReplayArg): Promise<ReplayOut> {
+  const { ev, n, resolved } = await resolvedTrace(a);
   let last: TraceReplayer | null = null;
   const endToEnd: number[] = [];
   const fifo: number[] = [];
@@ -180,17 +186,7 @@ function replayFifo(b: FifoBuddy, r: ResolvedEvents): { rate: number; failed: nu
  * rate of the same queue discipline on this machine, in this run. null when there is no compiler.
  */
 export async function childNativeFifo(a: ReplayArg): Promise<{ samples: number[]; cc: string } | null> {
-  const ev = await loadTrace(sharedTrace());
-  const n = a.limit > 0 ? Math.min(a.limit, ev.count) : ev.count;
-  const r = new TraceResolver(amd64.nFreeOrder - 1).resolve(
-    ev.op,
-    ev.pfn,
-    ev.order,
-    ev.flags,
-    0,
-    n,
-    newResolvedEvents(),
-  );
+  const { n, resolved: r } = await resolvedTrace(a);
   const dir = mkdtempSync(join(tmpdir(), 'vmphys-fifo-'));
   try {
     const exe = join(dir, 'fifo-buddy');
