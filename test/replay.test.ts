@@ -576,6 +576,7 @@ describe('resolve stage (src/trace/resolve.ts)', () => {
           newResolvedEvents(),
         );
         const cR = new TraceReplayer(vmC);
+        const beforeC = freePages(vmC);
         cR.replay(r);
         for (const [rp, vm] of [
           [b, vmB],
@@ -595,6 +596,11 @@ describe('resolve stage (src/trace/resolve.ts)', () => {
         verify(vmA, { heldPages: held });
         a.releaseAll();
         assert.equal(freePages(vmA), before);
+        // A replayer fed by another resolver releases what it holds as well.
+        cR.releaseAll();
+        assert.equal(freePages(vmC), beforeC);
+        assert.equal(cR.counts().heldBlocks, 0);
+        verify(vmC, { heldPages: 0 });
         assert.equal(a.counts().heldBlocks, 0);
         verify(vmA, { heldPages: 0 });
       }),

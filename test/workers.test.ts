@@ -408,10 +408,37 @@ describe('per-CPU page caches', () => {
       () => cache.alloc(0, 7),
       (e: Error) => e.name === 'PoolError',
     );
+    assert.throws(
+      () => cache.free(vm.paOf(idx[0]), 1.5),
+      (e: Error) => e.name === 'PoolError',
+    );
+    assert.throws(
+      () => cache.free(vm.paOf(idx[0]), Number.NaN),
+      (e: Error) => e.name === 'PoolError',
+    );
     assert.deepEqual(snapshotCounts(vm), before, 'refused calls change nothing');
     cache.flush();
     verify(vm, { heldPages: 0 });
     assert.equal(vm.counts().total, start);
+  });
+});
+
+describe('per-CPU page caches before start-up', () => {
+  test('a cache made before init sees the started machine; before startup it refuses with StateError', () => {
+    const vm = new VmPhys();
+    vm.addSeg(MiB, 65 * MiB);
+    const cache = new PcpuCache(new LockedVmPhys(vm));
+    vm.init();
+    assert.throws(
+      () => cache.alloc(0, Pool.DEFAULT),
+      (e: Error) => e.name === 'StateError',
+    );
+    vm.startup('lazy');
+    const pa = cache.alloc(0, Pool.DEFAULT);
+    assert.ok(pa >= MiB);
+    cache.free(pa, Pool.DEFAULT);
+    cache.flush();
+    verify(vm, { heldPages: 0 });
   });
 });
 

@@ -193,6 +193,8 @@ export class TraceReplayer {
   private readonly hasDma32: boolean;
   private readonly hasDma: boolean;
   private readonly scratch: ResolvedEvents = newResolvedEvents();
+  /** Slots named by any batch replayed so far (slot numbers are below this). */
+  private slotHigh = 0;
   // Histogram sampling: bounded buffer, decimated when full.
   private sampleEvery: number;
   private readonly maxSamples: number;
@@ -246,6 +248,7 @@ export class TraceReplayer {
    */
   replay(r: ResolvedEvents): void {
     if (this.slotv.length < 2 * r.slots) this.growSlots(r.slots);
+    if (r.slots > this.slotHigh) this.slotHigh = r.slots;
     const kind = r.kind;
     const slot = r.slot;
     const order = r.order;
@@ -440,13 +443,20 @@ export class TraceReplayer {
     };
   }
 
-  /** Free every block still held (pages return to the allocator); the table ends empty. */
+  /**
+   * Free every block still held (pages return to the allocator) and forget this replayer's own
+   * resolver's live blocks. Batches that came from another resolver: their blocks are freed too,
+   * and that resolver is its owner's to clear (or drop) before resolving more for this replayer.
+   */
   releaseAll(): void {
     this.forEachHeld((_idx, _order, _pool, s) => this.release(s, this.slotv[2 * s], this.slotv[2 * s + 1]));
     this.resolver.clear();
   }
 
-  /** Our block for the live traced block headed by traced pfn `pfn`, or null (none, or it failed). */
+  /**
+   * Our block for the live traced block headed by traced pfn `pfn`, or null (none, or it failed).
+   * Looks in this replayer's own resolver: batches from another resolver are not known here.
+   */
   heldAt(pfn: number): { idx: number; order: number; pool: number } | null {
     const t = this.resolver.book.table;
     const c = t.find(pfn);
@@ -458,7 +468,7 @@ export class TraceReplayer {
 
   /** Calls fn for every block of ours still held: page index, order, pool and its slot. */
   forEachHeld(fn: (idx: number, order: number, pool: number, slot: number) => void): void {
-    const n = Math.min(this.resolver.slots, this.slotv.length >> 1);
+    const n = Math.min(this.slotHigh, this.slotv.length >> 1);
     for (let s = 0; s < n; s++) {
       const idx = this.slotv[2 * s];
       if (idx >= 0) fn(idx, this.slotv[2 * s + 1] & 15, (this.slotv[2 * s + 1] >> 4) & 15, s);

@@ -8,7 +8,7 @@
  * allocated from vm_phys's point of view: conservation counts them as held until `flush()`.
  * Owned by the workers layer (src/workers/*).
  */
-import { DomainError, DoubleFreeError, hex, PoolError } from '../core/errors.js';
+import { DomainError, DoubleFreeError, hex, PoolError, StateError } from '../core/errors.js';
 import { Pool } from '../core/params.js';
 import { M_ORDER } from '../core/vmphys.js';
 import type { LockedVmPhys } from './locked.js';
@@ -34,7 +34,6 @@ export class PcpuCache {
   /** Per (domain, pool): a stack of page indices (allocated lazily at `capacity`). */
   private readonly stacks: Int32Array[];
   private readonly counts: Int32Array;
-  private readonly meta: Uint8Array;
   private readonly nOrd: number;
 
   constructor(locked: LockedVmPhys, opts: PcpuOptions = {}) {
@@ -45,7 +44,6 @@ export class PcpuCache {
     this.nPool = vm.nPool;
     this.ndomains = locked.locks.ndomains;
     this.nOrd = vm.nOrd;
-    this.meta = vm.p.meta;
     const n = this.ndomains * this.nPool;
     this.stacks = [];
     for (let i = 0; i < n; i++) this.stacks.push(new Int32Array(0));
@@ -84,7 +82,14 @@ export class PcpuCache {
   free(pa: number, pool: number): void {
     const vm = this.locked.vm;
     const s = vm.segOfPa(pa);
-    if (s < 0 || pa % vm.pageSize !== 0 || pool >>> 0 >= this.nPool || pool === Pool.LAZYINIT) {
+    if (
+      s < 0 ||
+      pa % vm.pageSize !== 0 ||
+      !Number.isInteger(pool) ||
+      pool < 0 ||
+      pool >= this.nPool ||
+      pool === Pool.LAZYINIT
+    ) {
       this.locked.freePages(pa, pool, 0); // throws the core's typed error
       return;
     }
@@ -96,7 +101,8 @@ export class PcpuCache {
    * of a page still in this cache is caught when the batch reaches vm_phys (validated there).
    */
   freeIdx(idx: number, pool: number): void {
-    const m = this.meta[idx];
+    // vm.p is read per call: init() replaces the page views, and a cache may predate it.
+    const m = this.locked.vm.p.meta[idx];
     if (m === 0 || (m & M_ORDER) !== this.nOrd) this.notAllocated(idx);
     const d = this.ndomains === 1 ? 0 : this.locked.vm.segDomain[this.locked.vm.segOfIdx(idx)];
     const k = d * this.nPool + pool;
@@ -143,13 +149,15 @@ export class PcpuCache {
   }
 
   private refill(domain: number, pool: number, k: number): number {
+    const vm = this.locked.vm;
+    if (vm.phase !== 2) throw new StateError('the allocator has not been started (call startup)');
     let st = this.stacks[k];
     if (st.length === 0) st = this.stacks[k] = new Int32Array(this.capacity);
     const L = this.locked.locks;
     L.lock(domain);
     let got: number;
     try {
-      got = this.locked.vm.allocNpagesIdx(domain, pool, this.batch, st);
+      got = vm.allocNpagesIdx(domain, pool, this.batch, st);
     } finally {
       L.unlock(domain);
     }
