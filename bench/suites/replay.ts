@@ -187,6 +187,9 @@ function replayFifo(b: FifoBuddy, r: ResolvedEvents): { rate: number; failed: nu
  */
 export async function childNativeFifo(a: ReplayArg): Promise<{ samples: number[]; cc: string } | null> {
   const { n, resolved: r } = await resolvedTrace(a);
+  // The C version replays allocations, frees and lost frees only: a trace with split frees or
+  // too-large orders would not be the same work, so it gets no native row.
+  for (let j = 0; j < n; j++) if ((r.kind[j] & ~R_LOST) > R_FREE) return null;
   const dir = mkdtempSync(join(tmpdir(), 'vmphys-fifo-'));
   try {
     const exe = join(dir, 'fifo-buddy');
