@@ -431,6 +431,7 @@ describe('vmphys replay (CLI)', () => {
       'failedAllocs',
       'eventsPerSec',
       'parseSeconds',
+      'resolveSeconds',
       'replaySeconds',
       'mapping',
       'mode',
@@ -440,6 +441,8 @@ describe('vmphys replay (CLI)', () => {
       assert.ok(k in o, k);
     assert.equal(o.mode, 'eager');
     assert.equal(o.failedAllocs, 0);
+    // Resolving is part of the streaming loop's non-replay time.
+    assert.ok((o.resolveSeconds as number) >= 0 && (o.resolveSeconds as number) <= (o.parseSeconds as number));
     const text = readFileSync(svg, 'utf8');
     assert.match(text, /^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
     assert.match(text, /order 0/);
