@@ -278,8 +278,7 @@ export class TraceReplayer {
   private allocSlot(s: number, o: number, fl: number): void {
     this.allocs++;
     const pool = (fl & TraceFlag.MOVABLE) !== 0 ? Pool.DEFAULT : Pool.DIRECT;
-    let idx =
-      (fl & (TraceFlag.DMA32 | TraceFlag.DMA)) === 0 ? this.vm.allocPagesIdx(0, pool, o) : this.allocIn(0, pool, o, fl);
+    let idx = this.allocIn(0, pool, o, fl);
     if (idx < 0) {
       for (let d = 1; d < this.ndomains && idx < 0; d++) idx = this.allocIn(d, pool, o, fl);
       if (idx < 0) {
