@@ -117,7 +117,7 @@ describe('counts the metrics use equal vm.phys_free', () => {
           // Zones sum to the total; the buddyinfo text carries the same counts.
           const zones = parseBuddyinfo(buddyinfo(vm));
           const sum = new Array(vm.nOrd).fill(0);
-          for (const z of zones) z.counts.forEach((n, o) => (sum[o] += n));
+          for (const z of zones) for (let o = 0; o < z.counts.length; o++) sum[o] += z.counts[o];
           assert.deepEqual(sum, rep.total.blocks);
           verify(vm);
         }),

@@ -147,8 +147,7 @@ describe('metrics from counts equal metrics from the list of free blocks (proper
           // Linux's integer arithmetic, done in BigInt.
           const uM = F === 0 ? 1000n : (BigInt(F - usable) * 1000n) / BigInt(F);
           assert.equal(unusableMilli(F, S, j), Number(uM));
-          const fM =
-            B === 0 ? 0n : S > 0 ? -1000n : 1000n - (1000n + (BigInt(F) * 1000n) / BigInt(req)) / BigInt(B);
+          const fM = B === 0 ? 0n : S > 0 ? -1000n : 1000n - (1000n + (BigInt(F) * 1000n) / BigInt(req)) / BigInt(B);
           assert.equal(fragMilli(F, B, S, j), Number(fM));
         }
       }),
