@@ -11,32 +11,9 @@ import { detectMapFormat, parseMemMap } from '../src/boot/memmap.js';
 import { firecrackerMap, sparseTerabyteMap } from '../src/boot/ramspec.js';
 import { assertValidMap, GiB, MiB, type Pair, pairs, total } from './memmap-support.js';
 
-// ---------------------------------------------------------------------------------------
-// Sample location: <repo>/../shared/data/memmaps (a fresh clone in CI has shared/ beside it;
-// here the repo is /work/main and the samples /work/shared/data/memmaps).
-// ---------------------------------------------------------------------------------------
-
-function findRepoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = up;
-  }
-  return dir;
-}
-
-function findSamples(): string {
-  const candidates = [
-    path.resolve(findRepoRoot(), '../shared/data/memmaps'),
-    fileURLToPath(new URL('../../../shared/data/memmaps/', import.meta.url)),
-  ];
-  const found = candidates.find((c) => fs.existsSync(path.join(c, 'README.md')));
-  if (found === undefined) throw new Error(`memory-map samples not found; looked in ${candidates.join(', ')}`);
-  return found;
-}
-
-const SAMPLES = findSamples();
+// Test data: the memory-map samples. These two lines are the only ones that locate data files;
+// a missing sample makes the tests that read it fail (ENOENT), never pass.
+const SAMPLES = fileURLToPath(new URL('../../../shared/data/memmaps/', import.meta.url));
 const readSample = (name: string): string => fs.readFileSync(path.join(SAMPLES, name), 'utf8');
 
 describe('Firecracker /proc/iomem', () => {
