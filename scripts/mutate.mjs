@@ -424,8 +424,9 @@ function writeReports(o, meta, mutants, sources) {
   const done = mutants.filter((m) => m.status);
   const total = summarise(done);
   const json = { ...meta, complete: done.length === mutants.length, planned: mutants.length, summary: total, mutants: done };
-  mkdirSync(dirname(join(ROOT, o.out)), { recursive: true });
-  writeFileSync(join(ROOT, `${o.out}.json`), `${JSON.stringify(json, null, 1)}\n`);
+  const out = resolve(ROOT, o.out);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(`${out}.json`, `${JSON.stringify(json, null, 1)}\n`);
 
   const L = [];
   L.push('# Mutation testing of src/core');
@@ -471,7 +472,7 @@ function writeReports(o, meta, mutants, sources) {
     }
     L.push('');
   }
-  writeFileSync(join(ROOT, `${o.out}.md`), `${L.join('\n')}\n`);
+  writeFileSync(`${out}.md`, `${L.join('\n')}\n`);
 }
 
 // ---------------------------------------------------------------------------------------------
