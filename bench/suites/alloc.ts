@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { Pool } from '../../src/core/params.js';
 import type { VmPhys } from '../../src/core/vmphys.js';
 import { buildMachine } from '../../src/trace/replay.js';
-import { type Result, repeat, result, runChild, type Suite, summarize } from '../util.js';
+import { type Result, repeat, result, runChild, type Suite } from '../util.js';
 
 const SELF = fileURLToPath(import.meta.url);
 
