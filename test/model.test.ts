@@ -2,8 +2,13 @@
  * Model-based tests (fast-check): random sequences of every operation, in both start-up modes,
  * with partial drains and several domains, run against a reference model (the set of pages the
  * caller holds). After every step: verify() (deep), conservation, and no page handed out twice.
- * Size: VMPHYS_MODEL_RUNS (default 560 runs × up to 400 operations ≈ 10^5 per CI run); the
+ * Size: at least VMPHYS_MODEL_RUNS runs (default 560, up to 400 operations each) and at least
+ * VMPHYS_MODEL_OPS operations (default 10^5) per CI run: each of the eight layout × mode tests
+ * keeps adding runs until it has executed its share, and the last test asserts the total. The
  * nightly setting is VMPHYS_MODEL_RUNS=20000. The seed is printed by fast-check on failure.
+ *
+ * Every misuse the model attempts names the exact error code it must raise, and the state
+ * (control words, page metadata, queue links) must be byte-identical afterwards.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -15,6 +20,7 @@ import { availPages, verify } from '../src/core/verify.js';
 import { type StartupMode, VmPhys } from '../src/core/vmphys.js';
 
 const RUNS = Number(process.env.VMPHYS_MODEL_RUNS ?? 560);
+const OPS = Number(process.env.VMPHYS_MODEL_OPS ?? 100_000);
 
 interface Layout {
   name: string;
@@ -75,6 +81,151 @@ type Cmd =
   | { t: 'drain'; k: number }
   | { t: 'bad'; kind: number; k: number };
 
+/** Misuses attempted (by name), so the last test can check that each one was exercised. */
+const misuseCount = new Map<string, number>();
+
+/** A page no one holds that is in phys_avail (so on a free list or in lazy memory), or -1. */
+function freePage(vm: VmPhys, heldBits: Uint8Array, from: number): number {
+  for (let j = 0; j < vm.totalPages; j++) {
+    const i = (from + j) % vm.totalPages;
+    if (heldBits[i] === 0 && isAvail(vm, vm.paOf(i))) return vm.paOf(i);
+  }
+  return -1;
+}
+
+interface MisuseCtx {
+  vm: VmPhys;
+  b: Held | null;
+  heldBits: Uint8Array;
+  k: number;
+}
+
+/**
+ * Each misuse: its name, the exact code it must raise, and the call (null when the current state
+ * offers no way to make it, e.g. no free page left to double-free).
+ */
+const MISUSES: Array<[string, string, (x: MisuseCtx) => (() => unknown) | null]> = [
+  [
+    'alloc from the LAZYINIT pool',
+    'EPOOL',
+    ({ vm }) =>
+      () =>
+        vm.allocPages(0, Pool.LAZYINIT, 0),
+  ],
+  [
+    'alloc above the largest order',
+    'EORDER',
+    ({ vm }) =>
+      () =>
+        vm.allocPages(0, Pool.DEFAULT, vm.maxOrder + 1),
+  ],
+  [
+    'alloc from a domain out of range',
+    'EDOMAIN',
+    ({ vm }) =>
+      () =>
+        vm.allocPages(vm.ndomains, Pool.DEFAULT, 0),
+  ],
+  [
+    'alloc_npages of 0 pages',
+    'ENPAGES',
+    ({ vm }) =>
+      () =>
+        vm.allocNpages(0, Pool.DIRECT, 0, []),
+  ],
+  [
+    'alloc from a free list out of range',
+    'EFREELIST',
+    ({ vm }) =>
+      () =>
+        vm.allocFreelistPages(0, vm.nFl, Pool.DEFAULT, 0),
+  ],
+  [
+    'contig with a non-power-of-two alignment',
+    'EPOW2',
+    ({ vm }) =>
+      () =>
+        allocContig(vm, 0, 1, 0, 2 ** 40, 4096 * 3, 0),
+  ],
+  [
+    'contig of 0 pages',
+    'ENPAGES',
+    ({ vm }) =>
+      () =>
+        allocContig(vm, 0, 0, 0, 2 ** 40, 4096, 0),
+  ],
+  [
+    'find_range of 0 pages',
+    'ENPAGES',
+    ({ vm }) =>
+      () =>
+        vm.findRange(0, 0, 0, 0, 2 ** 40),
+  ],
+  [
+    'find_range in a segment out of range',
+    'ESEGIND',
+    ({ vm }) =>
+      () =>
+        vm.findRange(vm.nsegs + 1, 0, 1, 0, 2 ** 40),
+  ],
+  [
+    'free of an address that is not page aligned',
+    'EALIGN',
+    ({ vm, b }) =>
+      () =>
+        vm.freePages((b ? b.pa : 0x1000) + 2048, Pool.DEFAULT, 0),
+  ],
+  [
+    'free of a block not aligned to its order',
+    'EALIGN',
+    ({ vm, b }) => (b && b.order > 0 ? () => vm.freePages(b.pa + 4096, b.pool, b.order) : null),
+  ],
+  [
+    'free outside every segment',
+    'ENOSEG',
+    ({ vm }) =>
+      () =>
+        vm.freePages(vm.segEnd[vm.nsegs - 1] + 0x100000, Pool.DEFAULT, 0),
+  ],
+  [
+    'free of a free page',
+    'EDOUBLEFREE',
+    ({ vm, heldBits, k }) => {
+      const pa = freePage(vm, heldBits, k % vm.totalPages);
+      return pa < 0 ? null : () => vm.freePages(pa, Pool.DEFAULT, 0);
+    },
+  ],
+  [
+    'free_contig of free pages',
+    'EDOUBLEFREE',
+    ({ vm, heldBits, k }) => {
+      const pa = freePage(vm, heldBits, k % vm.totalPages);
+      return pa < 0 ? null : () => vm.freeContig(pa, Pool.DEFAULT, 1);
+    },
+  ],
+  [
+    'free_contig of 0 pages',
+    'ENPAGES',
+    ({ vm, b }) =>
+      () =>
+        vm.freeContig(b ? b.pa : 0x1000, Pool.DEFAULT, 0),
+  ],
+  [
+    'unfree outside every segment',
+    'ENOSEG',
+    ({ vm }) =>
+      () =>
+        vm.unfreePage(vm.segEnd[vm.nsegs - 1] + 0x100000),
+  ],
+  [
+    'a segment added after init',
+    'ESTATE',
+    ({ vm }) =>
+      () =>
+        vm.addSeg(0x100000000, 0x100100000),
+  ],
+];
+
 const pool = fc.constantFrom(Pool.DEFAULT, Pool.DIRECT);
 const cmd: fc.Arbitrary<Cmd> = fc.oneof(
   {
@@ -123,7 +274,10 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
     arbitrary: fc.record({ t: fc.constant('unfree' as const), f: fc.double({ min: 0, max: 1, noNaN: true }) }),
   },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('drain' as const), k: fc.integer({ min: 1, max: 8 }) }) },
-  { weight: 1, arbitrary: fc.record({ t: fc.constant('bad' as const), kind: fc.nat(7), k: fc.nat() }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ t: fc.constant('bad' as const), kind: fc.nat(MISUSES.length - 1), k: fc.nat() }),
+  },
 );
 
 interface Held {
@@ -267,25 +421,18 @@ function runModel(l: Layout, mode: StartupMode, cmds: Cmd[]): void {
         vm.drainStep(c.k);
         break;
       case 'bad': {
-        const before = stateKey(vm);
         const b = live.length ? live[c.k % live.length] : null;
-        const attempts: Array<() => unknown> = [
-          () => vm.allocPages(0, Pool.LAZYINIT, 0),
-          () => vm.allocPages(0, Pool.DEFAULT, 13),
-          () => vm.freePages((b ? b.pa : 0x1000) + 2048, Pool.DEFAULT, 0),
-          () => vm.freePages(vm.segEnd[vm.nsegs - 1] + 0x100000, Pool.DEFAULT, 0),
-          () => allocContig(vm, 0, 1, 0, 2 ** 40, 4096 * 3, 0),
-          () => vm.allocPages(vm.ndomains, Pool.DEFAULT, 0),
-          () => {
-            // Double free: free a free page (find one by asking unfree's opposite: a page no one holds).
-            for (let i = 0; i < vm.totalPages; i++)
-              if (heldBits[i] === 0 && isAvail(vm, vm.paOf(i))) return vm.freePages(vm.paOf(i), Pool.DEFAULT, 0);
-            throw new VmPhysError('EDOUBLEFREE', 'no free page to double-free');
-          },
-          () => vm.allocNpages(0, Pool.DIRECT, 0, []),
-        ];
-        assert.throws(attempts[c.kind % attempts.length], (e: unknown) => e instanceof VmPhysError);
-        assert.equal(stateKey(vm), before, 'a rejected call left state unchanged');
+        const [name, code, make] = MISUSES[c.kind];
+        const call = make({ vm, b, heldBits, k: c.k });
+        if (call === null) break;
+        misuseCount.set(name, (misuseCount.get(name) ?? 0) + 1);
+        const before = stateKey(vm);
+        assert.throws(call, (e: unknown) => {
+          assert.ok(e instanceof VmPhysError, `${name}: ${String(e)}`);
+          assert.equal(e.code, code, `${name}: ${e.message}`);
+          return true;
+        });
+        assert.equal(stateKey(vm), before, `${name}: the rejected call left the state unchanged`);
         break;
       }
     }
@@ -308,18 +455,32 @@ function isAvail(vm: VmPhys, pa: number): boolean {
   return false;
 }
 
+const TESTS = LAYOUTS.length * 2;
+let testsRun = 0;
+
 for (const mode of ['lazy', 'eager'] as const) {
   for (const l of LAYOUTS) {
     test(`model: ${l.name} ${mode}`, () => {
-      fc.assert(
-        fc.property(fc.array(cmd, { minLength: 1, maxLength: 400, size: 'max' }), (cmds) => runModel(l, mode, cmds)),
-        { numRuns: Math.max(1, Math.round(RUNS / (LAYOUTS.length * 2))) },
+      const prop = fc.property(fc.array(cmd, { minLength: 1, maxLength: 400, size: 'max' }), (cmds) =>
+        runModel(l, mode, cmds),
       );
+      const first = totalOps;
+      const share = Math.ceil(OPS / TESTS);
+      fc.assert(prop, { numRuns: Math.max(1, Math.round(RUNS / TESTS)) });
+      // Array lengths are random: top up with more runs until this test has done its share.
+      while (totalOps - first < share) {
+        fc.assert(prop, { numRuns: Math.ceil((share - (totalOps - first)) / 150) });
+      }
+      testsRun++;
     });
   }
 }
 
-test('model: enough operations ran', () => {
-  assert.ok(totalOps >= Math.min(RUNS * 150, 100_000) * 0.5, `only ${totalOps} operations`);
+test('model: every run executes at least VMPHYS_MODEL_OPS operations and every misuse', () => {
+  assert.equal(testsRun, TESTS, 'every layout × mode model test ran');
   console.log(`# model operations: ${totalOps}`);
+  assert.ok(totalOps >= OPS, `only ${totalOps} operations, want ≥ ${OPS}`);
+  for (const [name] of MISUSES) {
+    assert.ok((misuseCount.get(name) ?? 0) > 0, `the misuse "${name}" was never attempted`);
+  }
 });
