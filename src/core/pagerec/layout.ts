@@ -109,7 +109,8 @@ function isInt(n: unknown): n is number {
 function parseBig(v: number | bigint | string, field: string): bigint {
   if (typeof v === 'bigint') return v;
   if (typeof v === 'number') {
-    if (!Number.isSafeInteger(v)) throw new LayoutError('ELAYOUT_INIT', `'${field}': ${v} is not an exact integer`, field);
+    if (!Number.isSafeInteger(v))
+      throw new LayoutError('ELAYOUT_INIT', `'${field}': ${v} is not an exact integer`, field);
     return BigInt(v);
   }
   if (!/^(0x[0-9a-fA-F]+|[0-9]+)$/.test(v)) {
@@ -165,7 +166,8 @@ function resolveInit(f: FieldDecl, type: FieldType): ResolvedInit {
 export function defineLayout(decl: LayoutDecl): Layout {
   if (typeof decl !== 'object' || decl === null) throw new LayoutError('ELAYOUT_JSON', 'a layout must be an object');
   if (typeof decl.name !== 'string' || decl.name === '') throw new LayoutError('ELAYOUT_NAME', 'a layout needs a name');
-  if (!Array.isArray(decl.fields)) throw new LayoutError('ELAYOUT_JSON', `layout '${decl.name}': fields must be an array`);
+  if (!Array.isArray(decl.fields))
+    throw new LayoutError('ELAYOUT_JSON', `layout '${decl.name}': fields must be an array`);
   const seen = new Set<string>();
   const fields: LayoutField[] = [];
   let next = 0;
@@ -193,7 +195,11 @@ export function defineLayout(decl: LayoutDecl): Layout {
       }
       offset = f.offset;
       if (offset % size !== 0) {
-        throw new LayoutError('ELAYOUT_ALIGN', `field '${f.name}': offset ${offset} is not a multiple of ${size}`, f.name);
+        throw new LayoutError(
+          'ELAYOUT_ALIGN',
+          `field '${f.name}': offset ${offset} is not a multiple of ${size}`,
+          f.name,
+        );
       }
     }
     if (offset + size > MAX_RECORD_BYTES) {
@@ -278,7 +284,8 @@ export function parseLayoutJson(input: string | unknown): Layout {
     }
   }
   if (!Array.isArray(o.fields)) throw new LayoutError('ELAYOUT_JSON', "a layout needs a 'fields' array");
-  if (o.size !== undefined && typeof o.size !== 'number') throw new LayoutError('ELAYOUT_JSON', "'size' must be a number");
+  if (o.size !== undefined && typeof o.size !== 'number')
+    throw new LayoutError('ELAYOUT_JSON', "'size' must be a number");
   if (o.pointerBase !== undefined && typeof o.pointerBase !== 'string' && typeof o.pointerBase !== 'number') {
     throw new LayoutError('ELAYOUT_JSON', "'pointerBase' must be a string or a number");
   }
@@ -290,7 +297,11 @@ export function parseLayoutJson(input: string | unknown): Layout {
     const r = f as Record<string, unknown>;
     for (const k of Object.keys(r)) {
       if (k !== 'name' && k !== 'type' && k !== 'offset' && k !== 'init') {
-        throw new LayoutError('ELAYOUT_JSON', `unknown field key '${k}'`, typeof r.name === 'string' ? r.name : undefined);
+        throw new LayoutError(
+          'ELAYOUT_JSON',
+          `unknown field key '${k}'`,
+          typeof r.name === 'string' ? r.name : undefined,
+        );
       }
     }
     if (r.offset !== undefined && typeof r.offset !== 'number') {
@@ -304,7 +315,11 @@ export function parseLayoutJson(input: string | unknown): Layout {
       typeof init !== 'string' &&
       !(typeof init === 'object' && !Array.isArray(init) && Object.keys(init).length === 1 && 'self' in init)
     ) {
-      throw new LayoutError('ELAYOUT_JSON', "a field's 'init' must be a number, a string or { \"self\": n }", String(r.name));
+      throw new LayoutError(
+        'ELAYOUT_JSON',
+        "a field's 'init' must be a number, a string or { \"self\": n }",
+        String(r.name),
+      );
     }
     fields.push({
       name: r.name as string,
