@@ -228,8 +228,8 @@ export class PageRecords {
     this.size = layout.size;
     this.active = layout.size > 0 && pages > 0;
     this.u8s = buffers.map((b) => new Uint8Array(b));
-    this.i32s = buffers.map((b) => new Int32Array(b, 0, b.byteLength >> 2));
-    this.f64s = buffers.map((b) => new Float64Array(b, 0, b.byteLength >> 3));
+    this.i32s = buffers.map((b) => new Int32Array(b, 0, Math.floor(b.byteLength / 4)));
+    this.f64s = buffers.map((b) => new Float64Array(b, 0, Math.floor(b.byteLength / 8)));
     this.dvs = buffers.map((b) => new DataView(b));
     for (let i = 0; i < layout.fields.length; i++) this.byName.set(layout.fields[i].name, i);
 
