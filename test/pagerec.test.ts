@@ -16,10 +16,8 @@ import {
   LayoutError,
   layoutToJson,
   NONE_LAYOUT,
-  PQ_NONE,
   parseLayoutJson,
   recordBytes,
-  VPB_FREED,
 } from '../src/core/pagerec/layout.js';
 import { PageRecords, type PageStateSource, RecordError } from '../src/core/pagerec/records.js';
 import { amd64, arm64, Pool } from '../src/core/params.js';
@@ -101,9 +99,9 @@ function expected(
     'md.pv_gen': 0,
     ...md,
     ref_count: 0,
-    busy_lock: VPB_FREED,
+    busy_lock: 0xfffffffe, // VPB_FREED
     'a.flags': 0,
-    'a.queue': PQ_NONE,
+    'a.queue': 255, // PQ_NONE
     'a.act_count': 0,
     order,
     pool,
