@@ -512,7 +512,7 @@ export class PageRecords {
     const fld = this.field(f);
     const i = fld.init;
     if (i.kind === 'const') return i.value;
-    if (i.kind === 'self') return this.layout.pointerBase + BigInt(idx * this.size + i.self);
+    if (i.kind === 'self') return BigInt.asUintN(64, this.layout.pointerBase + BigInt(idx * this.size + i.self));
     if (i.kind === 'none') return fld.type === 'u64' ? 0n : 0;
     const src = this.src;
     if (src === null)
