@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { detectMapFormat, type MapFormat, type MemMap, MemMapError, parseMemMap } from '../src/boot/memmap.js';
 import { firecrackerMap, parseSize, sparseTerabyteMap } from '../src/boot/ramspec.js';
+import { SizeError } from '../src/core/errors.js';
 
 const KiB = 2 ** 10;
 const MiB = 2 ** 20;
@@ -18,8 +19,7 @@ const GiB = 2 ** 30;
 const TiB = 2 ** 40;
 
 // ---------------------------------------------------------------------------------------
-// Sample location: <repo>/../shared/data/memmaps (a fresh clone in CI has shared/ beside it;
-// here the repo is /work/main and the samples /work/shared/data/memmaps).
+// Sample location: <repo>/data/memmaps (the repository's own data).
 // ---------------------------------------------------------------------------------------
 
 function findRepoRoot(): string {
@@ -33,10 +33,7 @@ function findRepoRoot(): string {
 }
 
 function findSamples(): string {
-  const candidates = [
-    path.resolve(findRepoRoot(), '../shared/data/memmaps'),
-    fileURLToPath(new URL('../../../shared/data/memmaps/', import.meta.url)),
-  ];
+  const candidates = [path.resolve(findRepoRoot(), 'data/memmaps')];
   const found = candidates.find((c) => fs.existsSync(path.join(c, 'README.md')));
   if (found === undefined) throw new Error(`memory-map samples not found; looked in ${candidates.join(', ')}`);
   return found;
@@ -948,7 +945,7 @@ describe('parseSize', () => {
     for (const text of ['', 'abc', '1.5G', '-1G', '12Q', 'G', '1 G B', '0x1000', '99999999P']) {
       assert.throws(
         () => parseSize(text),
-        (e: unknown) => e instanceof RangeError && e.message.includes(`'${text}'`),
+        (e: unknown) => e instanceof SizeError && e.message.includes(`'${text}'`),
         text,
       );
     }
@@ -980,7 +977,7 @@ describe('firecrackerMap and sparseTerabyteMap', () => {
 
   test('bad sizes are RangeErrors', () => {
     for (const size of [0, -4096, MiB, MiB + 1, 1.5 * GiB + 1, Number.NaN, 2 ** 53]) {
-      assert.throws(() => firecrackerMap(size), RangeError, String(size));
+      assert.throws(() => firecrackerMap(size), SizeError, String(size));
     }
   });
 

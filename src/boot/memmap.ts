@@ -7,6 +7,8 @@
 // documented on MemMap, or it throws MemMapError naming the file and (where one exists)
 // the 1-based line at fault. Any other exception is a bug in this file.
 
+import { VmPhysError } from '../core/errors.js';
+
 /** Half-open byte range [start, end). Addresses are safe integers (at most 2^53 - 1). */
 export interface MemRange {
   start: number;
@@ -55,16 +57,14 @@ export interface ParseMemMapOptions {
  * `file: problem` when no single line is at fault); `file` is '<input>' in the message when
  * the caller gave no name.
  */
-export class MemMapError extends Error {
-  readonly code = 'EMEMMAP';
+export class MemMapError extends VmPhysError {
   readonly file: string | undefined;
   /** 1-based line number, or undefined when the problem is the whole input. */
   readonly line: number | undefined;
 
   /** `message` is the bare problem; the constructor prefixes the location. */
   constructor(message: string, file: string | undefined, line: number | undefined) {
-    super(`${file ?? '<input>'}${line === undefined ? '' : `:${line}`}: ${message}`);
-    this.name = 'MemMapError';
+    super('EMEMMAP', `${file ?? '<input>'}${line === undefined ? '' : `:${line}`}: ${message}`);
     this.file = file;
     this.line = line;
   }
