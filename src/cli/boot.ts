@@ -221,6 +221,8 @@ export async function main(args: string[]): Promise<number> {
   const reserve = a.values.has('reserve') ? parseRanges(a.values.get('reserve') as string, '--reserve') : [];
   const blacklist = a.values.has('blacklist') ? parseAddrs(a.values.get('blacklist') as string, '--blacklist') : [];
   const profileName = a.values.get('profile') ?? 'auto';
+  if (!['amd64', 'arm64', 'auto'].includes(profileName))
+    throw new UsageError(`--profile must be amd64, arm64 or auto, not '${profileName}'`);
   const svg = a.values.get('svg');
   if (svg !== undefined) checkWritable(svg, 'svg');
   const base = {
