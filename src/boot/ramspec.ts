@@ -26,8 +26,7 @@ export function parseSize(text: string): number {
     );
   }
   const bytes = BigInt(m[1]) * UNIT[(m[2] ?? '').toLowerCase()];
-  if (bytes > BigInt(Number.MAX_SAFE_INTEGER))
-    throw new SizeError(`size '${text}' is too large (over 2^53 - 1 bytes)`);
+  if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) throw new SizeError(`size '${text}' is too large (over 2^53 - 1 bytes)`);
   return Number(bytes);
 }
 

@@ -26,7 +26,8 @@ export interface BootJob extends Omit<TimelineOptions, 'progress'> {
  */
 export function jobProfile(name: string | undefined, mapText: string | undefined): Profile {
   if (name && name !== 'auto') {
-    if (name !== 'amd64' && name !== 'arm64') throw new UsageError(`--profile must be amd64, arm64 or auto, not '${name}'`);
+    if (name !== 'amd64' && name !== 'arm64')
+      throw new UsageError(`--profile must be amd64, arm64 or auto, not '${name}'`);
     return profileByName(name);
   }
   return mapText && /\bConventionalMemory\b/.test(mapText) ? arm64 : amd64;

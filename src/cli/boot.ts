@@ -111,7 +111,8 @@ function ttyProgress(index: () => string): Progress | undefined {
         },
         stop() {
           clearInterval(timer);
-          if (shown) process.stderr.write(`\r${' '.repeat(process.stderr.columns ? process.stderr.columns - 1 : 79)}\r`);
+          if (shown)
+            process.stderr.write(`\r${' '.repeat(process.stderr.columns ? process.stderr.columns - 1 : 79)}\r`);
         },
       };
     },
@@ -211,7 +212,8 @@ export async function main(args: string[]): Promise<number> {
   }
   exclusive(a, 'map', 'ram', 'sparse-1t');
   const mode = a.values.get('mode') ?? 'both';
-  if (!['lazy', 'eager', 'both'].includes(mode)) throw new UsageError(`--mode must be lazy, eager or both, not '${mode}'`);
+  if (!['lazy', 'eager', 'both'].includes(mode))
+    throw new UsageError(`--mode must be lazy, eager or both, not '${mode}'`);
   const modes = mode === 'both' ? (['eager', 'lazy'] as const) : ([mode] as Array<'lazy' | 'eager'>);
   const wl = a.values.get('workload') ?? (existsSync(DEFAULT_TRACE) ? 'trace' : 'synthetic');
   if (wl !== 'trace' && wl !== 'synthetic') throw new UsageError(`--workload must be trace or synthetic, not '${wl}'`);

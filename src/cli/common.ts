@@ -10,8 +10,8 @@
  */
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseSize } from '../boot/ramspec.js';
 import { type MemMap, type MemRange, parseMemMap } from '../boot/memmap.js';
+import { parseSize } from '../boot/ramspec.js';
 import { SizeError, UsageError, VmPhysError } from '../core/errors.js';
 
 export { UsageError };

@@ -44,7 +44,8 @@ export async function main(args: string[]): Promise<number> {
   const limit = opts.values.has('limit') ? intOption(opts.values.get('limit'), 'limit', 0, 0) : undefined;
   const sample = intOption(opts.values.get('sample'), 'sample', 16384, 1);
   if (!existsSync(file)) throw new CliFailure(`cannot read the trace: '${file}': no such file or directory`);
-  if (statSync(file).isDirectory()) throw new CliFailure(`cannot read the trace: '${file}': is a directory, not a file`);
+  if (statSync(file).isDirectory())
+    throw new CliFailure(`cannot read the trace: '${file}': is a directory, not a file`);
   const svg = opts.values.get('svg');
   if (svg !== undefined) checkWritable(svg, 'svg');
 

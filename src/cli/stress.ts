@@ -15,7 +15,8 @@ for, that no page is held twice and that verify() passes (exit status 1 on a vio
   --workers N   worker threads (default 2)
   --ops M       total operations over all workers (default 100000)
   --ram SIZE    end of the RAM segment, e.g. 256M, 1G, 4G (default 1G); map 0x1000-0x9f000, 1M-SIZE
-  --drain       run the vmlazyinit drainer while the workers run (--drainers K: K in parallel)
+  --drain       run the vmlazyinit drainer while the workers run
+  --drainers K  run K drainers in parallel (implies --drain)
   --pcpu        per-CPU order-0 page caches in the workers (off by default)
   --duration MS run for MS milliseconds instead of a fixed number of operations
   --seed S      seed of the workers' random operations (default 1)
@@ -91,8 +92,7 @@ export async function main(args: string[]): Promise<number> {
       }
       case '--profile': {
         const s = v();
-        if (s !== 'amd64' && s !== 'arm64')
-          throw new UsageError(`--profile must be amd64 or arm64, got '${s ?? ''}'`);
+        if (s !== 'amd64' && s !== 'arm64') throw new UsageError(`--profile must be amd64 or arm64, got '${s ?? ''}'`);
         profile = s;
         break;
       }

@@ -160,7 +160,9 @@ export async function main(args: string[]): Promise<number> {
   const traceFile = a.values.get('trace') ?? DEFAULT_TRACE;
   const haveTrace = existsSync(traceFile) && statSync(traceFile).isFile();
   if (a.values.has('trace') && !haveTrace)
-    throw new CliFailure(`--trace '${traceFile}': ${existsSync(traceFile) ? 'is a directory, not a file' : 'no such file'}`);
+    throw new CliFailure(
+      `--trace '${traceFile}': ${existsSync(traceFile) ? 'is a directory, not a file' : 'no such file'}`,
+    );
   if (haveTrace) traceSource = new TraceSource(traceFile);
   config = {
     mapName,
