@@ -68,13 +68,13 @@ export function machineInfo(): MachineInfo {
   };
 }
 
-export { repoRoot, sharedData } from '../src/cli/paths.js';
+export { dataPath, repoRoot } from '../src/cli/paths.js';
 
-import { sharedData } from '../src/cli/paths.js';
+import { dataPath } from '../src/cli/paths.js';
 
-/** The shared trace every replay benchmark uses. */
+/** The Linux trace in data/traces that every replay benchmark uses. */
 export function sharedTrace(): string {
-  return sharedData('traces', 'linux-6.18-mixed-B.csv.xz');
+  return dataPath('traces', 'linux-6.18-mixed-B.csv.xz');
 }
 
 /** Run a full GC when the process was started with --expose-gc (children always are). */

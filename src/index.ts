@@ -38,4 +38,4 @@ export {
   VmPhys,
   type VmPhysOptions,
 } from './core/vmphys.js';
-export { type ScriptHooks, ScriptRunner } from './script/run.js';
+export { ScriptError, type ScriptHooks, ScriptRunner } from './script/run.js';

@@ -13,17 +13,17 @@ import { firecrackerMap } from '../src/boot/ramspec.js';
 import { bootFromMap, subtractRanges } from '../src/boot/startup.js';
 import type { BootReport } from '../src/boot/timeline.js';
 import { runTimeline } from '../src/boot/timeline.js';
-import { sharedData } from '../src/cli/paths.js';
+import { dataPath } from '../src/cli/paths.js';
 import { Pool } from '../src/core/params.js';
 import { availPages, verify } from '../src/core/verify.js';
 
 const maps = [
-  ...readdirSync(sharedData('memmaps'))
+  ...readdirSync(dataPath('memmaps'))
     .filter((f) => f.endsWith('.txt'))
-    .map((f) => sharedData('memmaps', f)),
-  ...readdirSync(sharedData('memmaps', 'real'))
+    .map((f) => dataPath('memmaps', f)),
+  ...readdirSync(dataPath('memmaps', 'real'))
     .filter((f) => f.endsWith('.txt'))
-    .map((f) => sharedData('memmaps', 'real', f)),
+    .map((f) => dataPath('memmaps', 'real', f)),
 ];
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
@@ -52,7 +52,7 @@ for (const file of maps) {
 }
 
 test('kernel image lines of an iomem map are held at boot, not free', () => {
-  const map = parseMemMap(readFileSync(sharedData('memmaps', 'firecracker-24g.iomem.txt'), 'utf8'));
+  const map = parseMemMap(readFileSync(dataPath('memmaps', 'firecracker-24g.iomem.txt'), 'utf8'));
   assert.ok(map.reserved.length > 0);
   const { vm, availBytes } = bootFromMap(map, { mode: 'lazy', shared: false });
   const ram = map.ram.reduce((s, r) => s + r.end - r.start, 0);
@@ -134,7 +134,7 @@ test('vmphys boot names bad input', () => {
   const opt = spawnSync(process.execPath, [cli, 'boot', '--frobnicate'], { encoding: 'utf8' });
   assert.equal(opt.status, 2);
   assert.match(opt.stderr, /--frobnicate/);
-  const map = spawnSync(process.execPath, [cli, 'boot', '--map', join(sharedData('golden'), 'README.md')], {
+  const map = spawnSync(process.execPath, [cli, 'boot', '--map', join(dataPath('traces'), 'README.md')], {
     encoding: 'utf8',
   });
   assert.notEqual(map.status, 0);

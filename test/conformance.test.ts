@@ -1,20 +1,17 @@
 /**
- * Every golden vector in ../shared/data/golden, byte for byte, with verify() after each one and
+ * Every golden vector in data/golden (gzip-compressed), byte for byte, with verify() after each one and
  * (for the smaller machines) after every 25 commands.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { sharedData } from '../src/cli/paths.js';
+import { listVectors, readVectorFile } from '../src/cli/conformance.js';
+import { dataPath } from '../src/cli/paths.js';
 import { verify } from '../src/core/verify.js';
 import { ScriptRunner } from '../src/script/run.js';
 
-const dir = sharedData('golden');
-const names = readdirSync(dir)
-  .filter((f) => f.endsWith('.in'))
-  .map((f) => f.slice(0, -3))
-  .sort();
+const dir = dataPath('golden');
+// listVectors throws when the folder is missing, empty or has a .in without its .out.
+const names = listVectors(dir);
 
 test('the golden folder has vectors of all three groups', () => {
   assert.ok(names.length >= 100, `only ${names.length} vectors`);
@@ -24,8 +21,8 @@ test('the golden folder has vectors of all three groups', () => {
 
 for (const name of names) {
   test(`golden ${name}`, () => {
-    const input = readFileSync(join(dir, `${name}.in`), 'utf8');
-    const expected = readFileSync(join(dir, `${name}.out`), 'utf8');
+    const input = readVectorFile(dir, `${name}.in`);
+    const expected = readVectorFile(dir, `${name}.out`);
     const runner = new ScriptRunner();
     const out: string[] = [];
     let n = 0;

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { firecrackerMap, parseSize, sparseTerabyteMap } from '../src/boot/ramspec.js';
+import { SizeError } from '../src/core/errors.js';
 import { assertValidMap, GiB, KiB, MiB, pairs, TiB, total } from './memmap-support.js';
 
 // ---------------------------------------------------------------------------------------
@@ -30,11 +31,11 @@ describe('parseSize', () => {
     for (const [text, bytes] of cases) assert.equal(parseSize(text), bytes, text);
   });
 
-  test('bad sizes are RangeErrors naming the text', () => {
+  test('bad sizes are SizeErrors naming the text', () => {
     for (const text of ['', 'abc', '1.5G', '-1G', '12Q', 'G', '1 G B', '0x1000', '99999999P']) {
       assert.throws(
         () => parseSize(text),
-        (e: unknown) => e instanceof RangeError && e.message.includes(`'${text}'`),
+        (e: unknown) => e instanceof SizeError && e.message.includes(`'${text}'`),
         text,
       );
     }
@@ -64,9 +65,9 @@ describe('firecrackerMap and sparseTerabyteMap', () => {
     }
   });
 
-  test('bad sizes are RangeErrors', () => {
+  test('bad sizes are SizeErrors', () => {
     for (const size of [0, -4096, MiB, MiB + 1, 1.5 * GiB + 1, Number.NaN, 2 ** 53]) {
-      assert.throws(() => firecrackerMap(size), RangeError, String(size));
+      assert.throws(() => firecrackerMap(size), SizeError, String(size));
     }
   });
 

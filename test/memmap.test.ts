@@ -13,7 +13,7 @@ import { assertValidMap, EXPECTED, expectMapError, lineOf, machineBytes, total }
 
 // Test data: the memory-map samples. These two lines are the only ones that locate data files;
 // a missing sample makes the tests that read it fail (ENOENT), never pass.
-const SAMPLES = fileURLToPath(new URL('../../../shared/data/memmaps/', import.meta.url));
+const SAMPLES = fileURLToPath(new URL('../../data/memmaps/', import.meta.url));
 const readSample = (name: string): string => fs.readFileSync(path.join(SAMPLES, name), 'utf8');
 
 // ---------------------------------------------------------------------------------------

@@ -450,8 +450,8 @@ describe('vmphys replay (CLI)', () => {
   });
 
   test('text report; --map with a real iomem file', async () => {
-    const map = join(ROOT, '..', 'shared', 'data', 'memmaps', 'firecracker-24g.iomem.txt');
-    const r = await run([FIXTURE, ...(existsSync(map) ? ['--map', map] : []), '--limit', '300']);
+    const map = join(ROOT, 'data', 'memmaps', 'firecracker-24g.iomem.txt');
+    const r = await run([FIXTURE, '--map', map, '--limit', '300']);
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /events +300 /);
     assert.match(r.out, /failed allocs +0/);

@@ -18,7 +18,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { firecrackerMap, parseSize } from '../src/boot/ramspec.js';
 import { bootFromMap } from '../src/boot/startup.js';
-import { repoRoot, sharedData } from '../src/cli/paths.js';
+import { dataPath, repoRoot } from '../src/cli/paths.js';
 import { STAT } from '../src/core/layout.js';
 import { physFree } from '../src/core/sysctl.js';
 import type { PoolCounts, VmPhys } from '../src/core/vmphys.js';
@@ -285,7 +285,7 @@ test('vmphys viz: the page boots, runs the workloads and draws the shared buffer
     const n = config.trace.earlyEvents;
     await waitFor('the early-boot workload', `v.traceCursor === ${n} && v.settled()`);
     const replayer = new TraceReplayer(ref, { sampleEvery: 0 });
-    for await (const ch of parseTrace(sharedData('traces', config.trace.name), { limit: n }))
+    for await (const ch of parseTrace(dataPath('traces', config.trace.name), { limit: n }))
       replayer.run(ch.op, ch.pfn, ch.order, ch.flags, 0, ch.count);
     const rc = replayer.counts();
     const pr = await viz((v) => v.replay);

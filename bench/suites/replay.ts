@@ -1,5 +1,5 @@
 /**
- * Suite `replay`: the shared Linux trace (../shared/data/traces/linux-6.18-mixed-B.csv.xz)
+ * Suite `replay`: the Linux trace (data/traces/linux-6.18-mixed-B.csv.xz)
  * pre-parsed into memory and resolved (frees matched to allocations, src/trace/resolve.ts), then
  * replayed by `TraceReplayer` (src/trace/replay.ts) on the 128 GiB Firecracker map in lazy and
  * eager mode — events/s of allocator work, the figure FreeBSD's vm_phys.c (-O2, same trace

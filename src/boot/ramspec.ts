@@ -2,6 +2,7 @@
 // maps vmphys boots without a --map file: a Firecracker-shaped guest of a given size and a
 // sparse 1 TiB layout. The maps have the same invariants as parseMemMap's output.
 
+import { SizeError } from '../core/errors.js';
 import type { MemMap, MemRange } from './memmap.js';
 
 const KiB = 2 ** 10;
@@ -15,18 +16,17 @@ const UNIT: Record<string, bigint> = { '': 1n, k: 2n ** 10n, m: 2n ** 20n, g: 2n
  * Parse a byte size: a whole number with an optional binary unit K, M, G, T or P (powers of
  * 1024), case-insensitive, optionally followed by `B` or `iB`; surrounding blanks are allowed.
  * '4096' → 4096, '512K' → 524288, '128M', '1G', '64GiB', '1T'.
- * Throws RangeError naming the text when it is malformed or the value is not a safe integer.
+ * Throws SizeError naming the text when it is malformed or the value is not a safe integer.
  */
 export function parseSize(text: string): number {
   const m = /^\s*(\d+)\s*(?:([kmgtp])(?:i?b)?|b)?\s*$/i.exec(String(text));
   if (m === null) {
-    throw new RangeError(
+    throw new SizeError(
       `invalid size '${text}': expected a whole number of bytes with an optional binary unit K, M, G, T or P (e.g. 128M, 64G)`,
     );
   }
   const bytes = BigInt(m[1]) * UNIT[(m[2] ?? '').toLowerCase()];
-  if (bytes > BigInt(Number.MAX_SAFE_INTEGER))
-    throw new RangeError(`size '${text}' is too large (over 2^53 - 1 bytes)`);
+  if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) throw new SizeError(`size '${text}' is too large (over 2^53 - 1 bytes)`);
   return Number(bytes);
 }
 
@@ -47,12 +47,12 @@ const MAX_GUEST = 2 ** 52;
  * 3 GiB)) and, for guests over 3 GiB, [4 GiB, 4 GiB + ramBytes − 3 GiB) as usable. Page 0
  * is reserved by the guest kernel and 0x9fc00 is not page aligned, so the low range is
  * [0x1000, 0x9f000). This matches parseMemMap on the guest's /proc/iomem exactly.
- * ramBytes must be a multiple of 4 KiB above 1 MiB (RangeError otherwise).
+ * ramBytes must be a multiple of 4 KiB above 1 MiB (SizeError otherwise).
  * format 'json' (synthetic), no kernel image (reserved []), no NUMA (affinity []).
  */
 export function firecrackerMap(ramBytes: number): MemMap {
   if (!Number.isSafeInteger(ramBytes) || ramBytes <= MiB || ramBytes % (4 * KiB) !== 0 || ramBytes > MAX_GUEST) {
-    throw new RangeError(
+    throw new SizeError(
       `Firecracker guest RAM must be a multiple of 4 KiB above 1 MiB and at most 2^52 bytes, got ${ramBytes}`,
     );
   }

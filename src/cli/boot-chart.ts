@@ -4,7 +4,7 @@
  * APs started). Panels are stacked in one SVG document. Built on svg.ts; owned by the boot CLI.
  */
 import type { BootReport } from '../boot/timeline.js';
-import { barChart, lineChart } from './svg.js';
+import { barChart, escapeXml, lineChart } from './svg.js';
 
 const W = 720;
 const H = 360;
@@ -69,7 +69,10 @@ export function bootChart(reports: BootReport[]): string {
       }),
     );
   }
-  const withDrain = lazy.filter((r) => r.drainTimeline.length > 1);
+  // A timeline that starts at 0 lazy pages has nothing to draw (its axis would run from -1 to 1).
+  const withDrain = lazy.filter((r) => r.drainTimeline.length > 1 && r.drainTimeline[0][1] > 0);
+  if (withDrain.length === 0 && lazy.length > 0)
+    panels.push(notePanel('Drain (vmlazyinit): nothing to drain', 'no lazy pages were left when the APs started'));
   if (withDrain.length > 0) {
     // One x axis for all: resample each timeline onto the union of times.
     const xs = [...new Set(withDrain.flatMap((r) => r.drainTimeline.map(([t]) => Math.round(t * 100) / 100)))].sort(
@@ -99,4 +102,14 @@ export function bootChart(reports: BootReport[]): string {
     );
   }
   return stack(panels);
+}
+
+/** A small panel with a title and one line of text, for a chart that has no data to show. */
+function notePanel(title: string, text: string): string {
+  const h = 80;
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${h}" viewBox="0 0 ${W} ${h}">` +
+    `<text x="16" y="28" font-family="sans-serif" font-size="16" font-weight="bold">${escapeXml(title)}</text>` +
+    `<text x="16" y="56" font-family="sans-serif" font-size="13">${escapeXml(text)}</text></svg>`
+  );
 }

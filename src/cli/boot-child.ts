@@ -8,6 +8,7 @@ import type { MemMap } from '../boot/memmap.js';
 import { parseMemMap } from '../boot/memmap.js';
 import { firecrackerMap, sparseTerabyteMap } from '../boot/ramspec.js';
 import { runTimeline, type TimelineOptions } from '../boot/timeline.js';
+import { UsageError } from '../core/errors.js';
 import { amd64, arm64, type Profile, profileByName } from '../core/params.js';
 
 export interface BootJob extends Omit<TimelineOptions, 'progress'> {
@@ -24,7 +25,11 @@ export interface BootJob extends Omit<TimelineOptions, 'progress'> {
  * map (FreeBSD prints one only on arm64), else amd64.
  */
 export function jobProfile(name: string | undefined, mapText: string | undefined): Profile {
-  if (name && name !== 'auto') return profileByName(name);
+  if (name && name !== 'auto') {
+    if (name !== 'amd64' && name !== 'arm64')
+      throw new UsageError(`--profile must be amd64, arm64 or auto, not '${name}'`);
+    return profileByName(name);
+  }
   return mapText && /\bConventionalMemory\b/.test(mapText) ? arm64 : amd64;
 }
 
@@ -35,29 +40,29 @@ export function jobMap(job: BootJob): MemMap {
   return firecrackerMap(job.ramBytes ?? 1024 * 1024 * 1024);
 }
 
-function bar(done: number, total: number): void {
-  const w = 40;
-  const f = total > 0 ? done / total : 1;
-  const n = Math.round(f * w);
-  process.stderr.write(`\r  drain [${'#'.repeat(n)}${'.'.repeat(w - n)}] ${(f * 100).toFixed(0).padStart(3)}%`);
-  if (done >= total) process.stderr.write('\n');
+/** Drain progress to the parent (`vmphys boot` draws it on a TTY). */
+function report(done: number, total: number): void {
+  process.send?.({ done, total });
 }
 
 async function childMain(): Promise<void> {
   const job = JSON.parse(process.argv[2]) as BootJob;
   const map = jobMap(job);
   const profile = jobProfile(job.profileName, job.mapFile ? readFileSync(job.mapFile, 'utf8') : undefined);
-  const report = await runTimeline(map, {
+  const report_ = await runTimeline(map, {
     ...job,
     profile,
-    progress: job.progress && process.stderr.isTTY ? bar : undefined,
+    progress: job.progress && process.send ? report : undefined,
   });
-  process.stdout.write(`${JSON.stringify(report)}\n`);
+  process.stdout.write(`${JSON.stringify(report_)}\n`);
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/^.*\//, ''))) {
-  childMain().catch((e) => {
-    process.stderr.write(`${(e as Error).message}\n`);
-    process.exitCode = 1;
-  });
+  childMain()
+    .catch((e) => {
+      // The parent prints this message as its one error line.
+      process.stdout.write(`${JSON.stringify({ error: (e as Error).message })}\n`);
+      process.exitCode = 1;
+    })
+    .finally(() => process.disconnect?.());
 }

@@ -1,60 +1,61 @@
 #!/usr/bin/env node
 /**
- * The `vmphys` command: dispatches to subcommands. Each subcommand lives in its own file.
+ * The `vmphys` command: dispatches to subcommands, each in its own file src/cli/NAME.ts
+ * exporting `main(args)` (exit status), and turns every error into one line on stderr and an
+ * exit status (common.ts reportError). Owned by the CLI.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { restore, snapshot } from '../core/snapshot.js';
-import { ScriptRunner } from '../script/run.js';
-import { conformanceMain } from './conformance.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { reportError, UsageError } from './common.js';
+import { repoRoot } from './paths.js';
 
-const USAGE = `usage: vmphys <command> [options]
-  run SCRIPT            run a vector script (golden README language); '-' reads stdin
-  conformance [DIR]     run every golden vector and compare byte for byte
+const USAGE = `usage: vmphys <command> [options]     (vmphys <command> --help explains each option)
+  run SCRIPT            run a vector script (docs/script-language.md); '-' reads stdin
+  conformance [DIR]     run every golden vector (default data/golden) and compare byte for byte
   boot [--map FILE | --ram SIZE] [--mode lazy|eager|both] [--json] [--svg FILE]
-  phys-free | phys-segs [--map FILE | --ram SIZE] [--mode lazy|eager]
+                        boot a machine eager and lazy and report start-up time and memory
+  phys-free [--map FILE | --ram SIZE] [--mode lazy|eager] [--drain]
+                        print vm.phys_free after a boot, as FreeBSD formats it
+  phys-segs [--map FILE | --ram SIZE] [--mode lazy|eager] [--drain]
+                        print vm.phys_segs after a boot
   replay FILE [--map FILE] [--mode lazy|eager] [--json] [--svg FILE] [--limit N] [--sample N]
-  stress --workers N --ops M [--drain] [--drainers K] [--pcpu] [--ram SIZE] [--seed S] [--json]
-  viz [--map FILE | --ram SIZE] [--port N]   serve the live visualiser (prints its URL)
+                        replay a Linux page-allocator trace
+  stress --workers N --ops M [--drain] [--pcpu] [--ram SIZE] [--json]
+                        worker threads as CPUs on one shared allocator, then consistency checks
+  viz [--map FILE | --ram SIZE] [--port N]
+                        serve the live visualiser (prints its URL)
+  --version             print the version
+Exit status: 0 ok, 1 failure, 2 usage error.
 `;
 
-/** Subcommands implemented in their own modules (src/cli/NAME.ts exporting main). */
-const SUBCOMMANDS = new Set(['boot', 'phys-free', 'phys-segs', 'replay', 'stress', 'viz', 'bench']);
+/** Subcommands, each in src/cli/NAME.ts exporting `main(args): number | Promise<number>`. */
+const SUBCOMMANDS = new Set(['run', 'conformance', 'boot', 'phys-free', 'phys-segs', 'replay', 'stress', 'viz']);
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
-    case 'run': {
-      const file = rest[0];
-      if (!file) {
-        process.stderr.write(USAGE);
-        return 2;
-      }
-      const text = readFileSync(file === '-' ? 0 : file, 'utf8');
-      // `snapshot FILE` / `restore FILE` in scripts save and load allocator state.
-      const runner = new ScriptRunner({
-        snapshot: (vm, f) => writeFileSync(f, snapshot(vm)),
-        restore: (_vm, f) => restore(new Uint8Array(readFileSync(f)), { shared: false }),
-      });
-      runner.onError = (line, e) => process.stderr.write(`vmphys run: ${file}:${line}: ${e.code}: ${e.message}\n`);
-      process.stdout.write(runner.run(text));
-      return runner.errors > 0 ? 1 : 0;
-    }
-    case 'conformance':
-      return conformanceMain(rest);
     case undefined:
+      process.stderr.write(USAGE);
+      return 2;
     case '-h':
     case '--help':
     case 'help':
       process.stdout.write(USAGE);
-      return cmd === undefined ? 2 : 0;
+      return 0;
+    case '-V':
+    case '--version': {
+      const pkg = JSON.parse(readFileSync(join(repoRoot(), 'package.json'), 'utf8')) as { version: string };
+      process.stdout.write(`vmphys ${pkg.version}\n`);
+      return 0;
+    }
     default: {
-      // Every other subcommand lives in src/cli/<name>.ts and exports `main(args): Promise<number>`.
-      if (!/^[a-z][a-z-]*$/.test(cmd) || !SUBCOMMANDS.has(cmd)) {
-        process.stderr.write(`vmphys: unknown command '${cmd}'\n${USAGE}`);
-        return 2;
-      }
+      if (!SUBCOMMANDS.has(cmd)) throw new UsageError(`unknown command '${cmd}'`);
       const mod = (await import(`./${cmd}.js`)) as { main(args: string[]): Promise<number> | number };
-      return mod.main(rest);
+      try {
+        return await mod.main(rest);
+      } catch (e) {
+        return reportError(cmd, e);
+      }
     }
   }
 }
@@ -70,7 +71,6 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e) => {
-    process.stderr.write(`vmphys: ${(e as Error).stack ?? e}\n`);
-    process.exitCode = 70;
+    process.exitCode = reportError(undefined, e);
   },
 );

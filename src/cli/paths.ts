@@ -1,12 +1,12 @@
 /**
- * Locating the repository and the shared data folder (`../shared` beside the checkout), for the
- * CLI and tests. Owned by the CLI.
+ * Locating the repository and its data folder (`data/`: golden vectors, memory maps, the Linux
+ * trace), for the CLI, tests and benchmarks. Owned by the CLI.
  */
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The directory holding package.json above this file. */
+/** The directory holding package.json above `from` (default: this file). */
 export function repoRoot(from: string = fileURLToPath(import.meta.url)): string {
   let d = dirname(from);
   while (!existsSync(join(d, 'package.json'))) {
@@ -17,8 +17,10 @@ export function repoRoot(from: string = fileURLToPath(import.meta.url)): string 
   return d;
 }
 
-/** `<repo>/../shared/data/...`, or VMPHYS_SHARED if set. */
-export function sharedData(...parts: string[]): string {
-  const base = process.env.VMPHYS_SHARED ?? resolve(repoRoot(), '..', 'shared');
-  return join(base, 'data', ...parts);
+/** A path inside the repository's data folder: `dataPath('golden')`, `dataPath('traces', F)`. */
+export function dataPath(...parts: string[]): string {
+  return join(repoRoot(), 'data', ...parts);
 }
+
+/** The Linux trace every replay, boot workload and the visualiser use by default. */
+export const DEFAULT_TRACE = dataPath('traces', 'linux-6.18-mixed-B.csv.xz');

@@ -2,24 +2,23 @@
  * `vmphys replay FILE [--map FILE] [--mode lazy|eager] [--json] [--svg FILE] [--limit N]
  *  [--sample N]`: stream a Linux page-allocator trace (plain, .gz or .xz) through a fresh
  * machine and report counts, speed, page conservation, verify() and the free-block histogram
- * per order over time. Owned by the replay work (issue 6); the dispatcher (main.ts) loads it.
+ * per order over time. Owned by the CLI; the dispatcher (main.ts) loads it.
  *
  * Exit status: 0 when the replay ran and the allocator stayed consistent (failed allocations
  * are reported, not errors: a small --map may legitimately run out); 1 when the trace or map
  * cannot be read, verify() fails or pages are not conserved; 2 on a usage error.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { MemMapError, parseMemMap } from '../boot/memmap.js';
-import { TraceParseError } from '../trace/parse.js';
 import { FIRECRACKER_128G, type MachineMapLike, type ReplayReport, replayTrace } from '../trace/replay.js';
 import { parseArgs, UsageError } from './args.js';
+import { CliFailure, checkWritable, intOption, ioMessage, readMapFile } from './common.js';
 import { lineChart } from './svg.js';
 
 const USAGE = `usage: vmphys replay FILE [--map FILE] [--mode lazy|eager] [--json] [--svg FILE] [--limit N] [--sample N]
   FILE          trace CSV (ts,cpu,op,pfn,order,migratetype,gfp_flags), optionally .gz or .xz
   --map FILE    memory map (iomem, e820, FreeBSD boot output or JSON; see vmphys boot);
-                default: the 128 GiB Firecracker VM the shared traces were recorded on
+                default: the 128 GiB Firecracker VM the traces in data/traces were recorded on
   --mode M      lazy (default) or eager start-up
   --json        print one JSON object instead of text
   --svg FILE    draw the free-block histogram per order over time
@@ -29,64 +28,48 @@ const USAGE = `usage: vmphys replay FILE [--map FILE] [--mode lazy|eager] [--jso
 
 /** Entry point of `vmphys replay`. */
 export async function main(args: string[]): Promise<number> {
-  let opts: ReturnType<typeof parseArgs>;
-  try {
-    opts = parseArgs(args, { values: ['map', 'mode', 'svg', 'limit', 'sample'], flags: ['json', 'help'] });
-    if (opts.flags.has('help')) {
-      process.stdout.write(USAGE);
-      return 0;
-    }
-    if (opts.positional.length !== 1) throw new UsageError('expected exactly one trace FILE');
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`vmphys replay: ${e.message}\n${USAGE}`);
-      return 2;
-    }
-    throw e;
+  const opts = parseArgs(args, {
+    values: ['map', 'mode', 'svg', 'limit', 'sample'],
+    flags: ['json'],
+    maxPositional: 1,
+  });
+  if (opts.flags.has('help')) {
+    process.stdout.write(USAGE);
+    return 0;
   }
   const file = opts.positional[0];
+  if (file === undefined) throw new UsageError('needs a trace FILE');
   const mode = opts.values.get('mode') ?? 'lazy';
-  if (mode !== 'lazy' && mode !== 'eager') return usage(`--mode must be lazy or eager, not '${mode}'`);
-  const limit = intOption(opts.values.get('limit'), 0);
-  const sample = intOption(opts.values.get('sample'), 1);
-  if (Number.isNaN(limit)) return usage('--limit needs a whole number ≥ 0');
-  if (Number.isNaN(sample)) return usage('--sample needs a whole number ≥ 1');
+  if (mode !== 'lazy' && mode !== 'eager') throw new UsageError(`--mode must be lazy or eager, not '${mode}'`);
+  const limit = opts.values.has('limit') ? intOption(opts.values.get('limit'), 'limit', 0, 0) : undefined;
+  const sample = intOption(opts.values.get('sample'), 'sample', 16384, 1);
+  if (!existsSync(file)) throw new CliFailure(`cannot read the trace: '${file}': no such file or directory`);
+  if (statSync(file).isDirectory())
+    throw new CliFailure(`cannot read the trace: '${file}': is a directory, not a file`);
+  const svg = opts.values.get('svg');
+  if (svg !== undefined) checkWritable(svg, 'svg');
 
   let map: MachineMapLike = FIRECRACKER_128G;
   let mapName = 'firecracker-128g (default)';
   const mapFile = opts.values.get('map');
-  try {
-    if (mapFile !== undefined) {
-      const m = parseMemMap(readFileSync(mapFile, 'utf8'), { file: mapFile });
-      map = { ram: m.ram, reserved: m.reserved, affinity: m.affinity };
-      mapName = basename(mapFile);
-    }
-    const report = await replayTrace(file, { map, mapName, mode, limit, sampleEvery: sample });
-    if (opts.flags.has('json')) process.stdout.write(`${JSON.stringify(report)}\n`);
-    else process.stdout.write(formatReport(report));
-    const svg = opts.values.get('svg');
-    if (svg !== undefined) writeFileSync(svg, histogramSvg(report));
-    return report.verify.startsWith('FAILED') || !report.conserved ? 1 : 0;
-  } catch (e) {
-    if (e instanceof TraceParseError || e instanceof MemMapError || (e as NodeJS.ErrnoException).code === 'ENOENT') {
-      process.stderr.write(`vmphys replay: ${(e as Error).message}\n`);
-      return 1;
-    }
-    throw e;
+  if (mapFile !== undefined) {
+    const m = readMapFile(mapFile).map;
+    map = { ram: m.ram, reserved: m.reserved, affinity: m.affinity };
+    mapName = basename(mapFile);
   }
-}
-
-function usage(msg: string): number {
-  process.stderr.write(`vmphys replay: ${msg}\n${USAGE}`);
-  return 2;
-}
-
-/** A whole number ≥ min, undefined when absent, NaN when malformed. */
-function intOption(v: string | undefined, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v)) return Number.NaN;
-  const n = Number(v);
-  return Number.isSafeInteger(n) && n >= min ? n : Number.NaN;
+  const report = await replayTrace(file, { map, mapName, mode, limit, sampleEvery: sample });
+  if (opts.flags.has('json')) process.stdout.write(`${JSON.stringify(report)}\n`);
+  else process.stdout.write(formatReport(report));
+  if (svg !== undefined) {
+    try {
+      writeFileSync(svg, histogramSvg(report));
+    } catch (e) {
+      throw new CliFailure(`--svg: cannot write ${ioMessage(e, svg)}`);
+    }
+  }
+  if (report.verify.startsWith('FAILED')) throw new CliFailure(`verify() failed after the replay: ${report.verify}`);
+  if (!report.conserved) throw new CliFailure('pages were not conserved by the replay (see the report)');
+  return 0;
 }
 
 const num = (n: number) => n.toLocaleString('en-US');

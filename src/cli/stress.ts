@@ -5,25 +5,35 @@
  * verify). Exit status 0 when every check passes, 1 on a violation, 2 on bad usage.
  * Owned by the workers layer (src/workers/*); the engine is src/workers/stress-run.ts.
  */
-import { parseSize } from '../boot/ramspec.js';
 import { runStress, type StressReport } from '../workers/stress-run.js';
+import { intOption, ramOption, UsageError } from './common.js';
 
 const USAGE = `usage: vmphys stress --workers N --ops M [--drain] [--drainers K] [--pcpu] [--seed S]
                      [--ram SIZE] [--duration MS] [--mix mixed|order0] [--profile amd64|arm64] [--json]
+Runs worker threads as CPUs on one shared allocator, then checks that every page is accounted
+for, that no page is held twice and that verify() passes (exit status 1 on a violation).
+  --workers N   worker threads (default 2)
   --ops M       total operations over all workers (default 100000)
   --ram SIZE    end of the RAM segment, e.g. 256M, 1G, 4G (default 1G); map 0x1000-0x9f000, 1M-SIZE
-  --drain       run the vmlazyinit drainer while the workers run (--drainers K: K in parallel)
+  --drain       run the vmlazyinit drainer while the workers run
+  --drainers K  run K drainers in parallel (implies --drain)
   --pcpu        per-CPU order-0 page caches in the workers (off by default)
   --duration MS run for MS milliseconds instead of a fixed number of operations
+  --seed S      seed of the workers' random operations (default 1)
+  --mix M       mixed (orders 0-10 and contig runs, the default) or order0 (single pages only)
+  --profile P   platform parameters: amd64 (default) or arm64
+  --json        print one JSON object instead of text
 `;
 
-function intArg(v: string | undefined, name: string, min: number): number {
-  const n = v === undefined ? Number.NaN : Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`${name} needs an integer ≥ ${min}, got '${v ?? ''}'`);
+/** Most worker (and drainer) threads: a thread is a CPU here, and each costs a V8 isolate. */
+const MAX_THREADS = 256;
+
+function intArg(v: string | undefined, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (v === undefined) throw new UsageError(`${name} needs a value`);
+  const n = intOption(v, name.slice(2), 0, min);
+  if (n > max) throw new UsageError(`${name} must be at most ${max}, not ${v}`);
   return n;
 }
-
-class UsageError extends Error {}
 
 /** Entry point used by the CLI dispatcher. */
 export async function main(args: string[]): Promise<number> {
@@ -38,72 +48,61 @@ export async function main(args: string[]): Promise<number> {
   let durationMs: number | undefined;
   let mix: 'mixed' | 'order0' = 'mixed';
   let profile: 'amd64' | 'arm64' = 'amd64';
-  try {
-    for (let i = 0; i < args.length; i++) {
-      const a = args[i];
-      const v = () => args[++i];
-      switch (a) {
-        case '--workers':
-          workers = intArg(v(), a, 1);
-          break;
-        case '--ops':
-          ops = intArg(v(), a, 0);
-          break;
-        case '--drain':
-          drain = true;
-          break;
-        case '--drainers':
-          drainers = intArg(v(), a, 1);
-          drain = true;
-          break;
-        case '--pcpu':
-          pcpu = true;
-          break;
-        case '--seed':
-          seed = intArg(v(), a, 0);
-          break;
-        case '--json':
-          json = true;
-          break;
-        case '--duration':
-          durationMs = intArg(v(), a, 1);
-          break;
-        case '--ram': {
-          const s = v() ?? '';
-          try {
-            ram = parseSize(s);
-          } catch (e) {
-            throw new UsageError(`--ram: ${(e as Error).message}`);
-          }
-          if (!Number.isSafeInteger(ram) || ram % 4096 !== 0 || ram <= 0x200000)
-            throw new UsageError(`--ram '${s}' must be a page-aligned size above 2M (e.g. 256M, 1G, 4G)`);
-          break;
-        }
-        case '--mix': {
-          const s = v();
-          if (s !== 'mixed' && s !== 'order0') throw new UsageError(`--mix must be mixed or order0, got '${s ?? ''}'`);
-          mix = s;
-          break;
-        }
-        case '--profile': {
-          const s = v();
-          if (s !== 'amd64' && s !== 'arm64')
-            throw new UsageError(`--profile must be amd64 or arm64, got '${s ?? ''}'`);
-          profile = s;
-          break;
-        }
-        case '-h':
-        case '--help':
-          process.stdout.write(USAGE);
-          return 0;
-        default:
-          throw new UsageError(`unknown option '${a}'`);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const v = () => args[++i];
+    switch (a) {
+      case '--workers':
+        workers = intArg(v(), a, 1, MAX_THREADS);
+        break;
+      case '--ops':
+        ops = intArg(v(), a, 0);
+        break;
+      case '--drain':
+        drain = true;
+        break;
+      case '--drainers':
+        drainers = intArg(v(), a, 1, MAX_THREADS);
+        drain = true;
+        break;
+      case '--pcpu':
+        pcpu = true;
+        break;
+      case '--seed':
+        seed = intArg(v(), a, 0);
+        break;
+      case '--json':
+        json = true;
+        break;
+      case '--duration':
+        durationMs = intArg(v(), a, 1);
+        break;
+      case '--ram': {
+        const s = v();
+        if (s === undefined) throw new UsageError('--ram needs a value');
+        ram = ramOption(s, 'ram');
+        if (ram <= 0x200000) throw new UsageError(`--ram ${s}: must be above 2 MiB (e.g. 256M, 1G, 4G)`);
+        break;
       }
+      case '--mix': {
+        const s = v();
+        if (s !== 'mixed' && s !== 'order0') throw new UsageError(`--mix must be mixed or order0, got '${s ?? ''}'`);
+        mix = s;
+        break;
+      }
+      case '--profile': {
+        const s = v();
+        if (s !== 'amd64' && s !== 'arm64') throw new UsageError(`--profile must be amd64 or arm64, got '${s ?? ''}'`);
+        profile = s;
+        break;
+      }
+      case '-h':
+      case '--help':
+        process.stdout.write(USAGE);
+        return 0;
+      default:
+        throw new UsageError(`unknown option '${a}'`);
     }
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    process.stderr.write(`vmphys stress: ${e.message}\n${USAGE}`);
-    return 2;
   }
   const r = await runStress({ workers, ops, drain, drainers, pcpu, seed, ram, durationMs, mix, profile });
   if (json) process.stdout.write(`${JSON.stringify(toJson(r))}\n`);

@@ -10,14 +10,14 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { basename, extname, join, normalize, sep } from 'node:path';
-import { type MemMap, MemMapError, parseMemMap } from '../boot/memmap.js';
-import { firecrackerMap, parseSize } from '../boot/ramspec.js';
+import type { MemMap } from '../boot/memmap.js';
+import { firecrackerMap } from '../boot/ramspec.js';
 import { bootFromMap } from '../boot/startup.js';
 import { readTraceEvents, TraceParseError } from '../trace/parse.js';
-import { parseArgs, UsageError } from './args.js';
-import { parseAddrs } from './boot.js';
+import { exclusive, parseArgs, UsageError } from './args.js';
 import { jobProfile } from './boot-child.js';
-import { repoRoot, sharedData } from './paths.js';
+import { CliFailure, fmtBytes, intOption, parseAddrs, ramOption, readMapFile } from './common.js';
+import { DEFAULT_TRACE, repoRoot } from './paths.js';
 
 const USAGE = `usage: vmphys viz [--map FILE | --ram SIZE] [--port N] [--host ADDR] [--mode lazy|eager]
                  [--trace FILE] [--early N] [--trace-limit N] [--blacklist ADDR,...] [--profile P]
@@ -26,7 +26,7 @@ const USAGE = `usage: vmphys viz [--map FILE | --ram SIZE] [--port N] [--host AD
   --port N          port to listen on (default 8737; 0 picks a free one)
   --host ADDR       address to listen on (default 127.0.0.1)
   --mode M          start-up mode the page boots first: lazy (default) or eager
-  --trace FILE      trace for the workloads (default: the shared linux-6.18-mixed-B trace)
+  --trace FILE      trace for the workloads (default: data/traces/linux-6.18-mixed-B.csv.xz)
   --early N         events of the early-boot workload (default 20000)
   --trace-limit N   most trace events handed to the page (default: all)
   --blacklist A,..  physical addresses to blacklist at boot (vm.blacklist)
@@ -34,8 +34,6 @@ const USAGE = `usage: vmphys viz [--map FILE | --ram SIZE] [--port N] [--host AD
 Prints the URL as its first line; Ctrl-C stops the server.
 `;
 
-/** The shared trace the page replays by default. */
-const DEFAULT_TRACE = 'linux-6.18-mixed-B.csv.xz';
 const DEFAULT_PORT = 8737;
 
 /** Parallel event arrays of a trace prefix. */
@@ -80,14 +78,6 @@ const ISOLATION = {
   'Cross-Origin-Resource-Policy': 'same-origin',
   'X-Content-Type-Options': 'nosniff',
 };
-
-/** A whole number ≥ min, or a UsageError naming the option. */
-function intOption(v: string | undefined, name: string, dflt: number, min = 0): number {
-  if (v === undefined) return dflt;
-  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v)) || Number(v) < min)
-    throw new UsageError(`--${name} needs a whole number ≥ ${min}, not '${v}'`);
-  return Number(v);
-}
 
 /** The trace event source: parses prefixes on demand and keeps the longest one. */
 class TraceSource {
@@ -135,76 +125,71 @@ export async function main(args: string[]): Promise<number> {
   let host: string;
   let traceSource: TraceSource | null = null;
   const dist = join(repoRoot(), 'viz', 'dist');
-  try {
-    const a = parseArgs(args, {
-      values: ['map', 'ram', 'port', 'host', 'mode', 'trace', 'early', 'trace-limit', 'blacklist', 'profile'],
-      flags: ['help'],
-    });
-    if (a.flags.has('help')) {
-      process.stdout.write(USAGE);
-      return 0;
-    }
-    if (a.positional.length > 0) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
-    if (a.values.has('map') && a.values.has('ram')) throw new UsageError('give --map or --ram, not both');
-    const mode = a.values.get('mode') ?? 'lazy';
-    if (mode !== 'lazy' && mode !== 'eager') throw new UsageError(`--mode must be lazy or eager, not '${mode}'`);
-    port = intOption(a.values.get('port'), 'port', DEFAULT_PORT);
-    if (port > 65535) throw new UsageError(`--port must be 0..65535, not ${port}`);
-    host = a.values.get('host') ?? '127.0.0.1';
-    const early = intOption(a.values.get('early'), 'early', 20000, 1);
-    const traceLimit = intOption(a.values.get('trace-limit'), 'trace-limit', 0);
-    const file = a.values.get('map');
-    const text = file !== undefined ? readFileSync(file, 'utf8') : undefined;
-    let map: MemMap;
-    let mapName: string;
-    if (text !== undefined) {
-      map = parseMemMap(text, { file });
-      mapName = basename(file as string);
-    } else {
-      const ram = parseSize(a.values.get('ram') ?? '1G');
-      map = firecrackerMap(ram);
-      mapName = `firecracker ${fmtBytes(ram)}`;
-    }
-    const profile = jobProfile(a.values.get('profile'), text);
-    const blacklist = a.values.has('blacklist') ? parseAddrs(a.values.get('blacklist') as string, '--blacklist') : [];
-    // Boot once here: a map the allocator rejects is reported now, not in the browser.
-    bootFromMap(map, { mode, profile, blacklist, shared: false });
-    const traceFile = a.values.get('trace') ?? sharedData('traces', DEFAULT_TRACE);
-    const haveTrace = existsSync(traceFile);
-    if (a.values.has('trace') && !haveTrace) throw new UsageError(`--trace: no such file '${traceFile}'`);
-    if (haveTrace) traceSource = new TraceSource(traceFile);
-    config = {
-      mapName,
-      map: { format: map.format, ram: map.ram, reserved: map.reserved, affinity: map.affinity },
-      mode,
-      profile: profile.name,
-      blacklist,
-      trace: {
-        available: haveTrace,
-        name: haveTrace ? basename(traceFile) : '',
-        earlyEvents: haveTrace && traceLimit > 0 ? Math.min(early, traceLimit) : early,
-        maxEvents: traceLimit,
-      },
-    };
-    if (!existsSync(join(dist, 'index.html')))
-      throw Object.assign(new Error(`${dist} has no index.html: build the page first (npm run build:viz)`), {
-        code: 'ENOVIZ',
-      });
-  } catch (e) {
-    const err = e as Error & { code?: string };
-    if (err instanceof UsageError || err instanceof RangeError || err instanceof MemMapError || err.code) {
-      process.stderr.write(`vmphys viz: ${err.message}\n`);
-      if (err instanceof UsageError) process.stderr.write(USAGE);
-      return err instanceof UsageError ? 2 : 1;
-    }
-    throw e;
+  const a = parseArgs(args, {
+    values: ['map', 'ram', 'port', 'host', 'mode', 'trace', 'early', 'trace-limit', 'blacklist', 'profile'],
+    flags: [],
+  });
+  if (a.flags.has('help')) {
+    process.stdout.write(USAGE);
+    return 0;
   }
+  exclusive(a, 'map', 'ram');
+  const mode = a.values.get('mode') ?? 'lazy';
+  if (mode !== 'lazy' && mode !== 'eager') throw new UsageError(`--mode must be lazy or eager, not '${mode}'`);
+  port = intOption(a.values.get('port'), 'port', DEFAULT_PORT);
+  if (port > 65535) throw new UsageError(`--port must be 0..65535, not ${port}`);
+  host = a.values.get('host') ?? '127.0.0.1';
+  const early = intOption(a.values.get('early'), 'early', 20000, 1);
+  const traceLimit = intOption(a.values.get('trace-limit'), 'trace-limit', 0);
+  const file = a.values.get('map');
+  const m = file !== undefined ? readMapFile(file) : undefined;
+  let map: MemMap;
+  let mapName: string;
+  if (m !== undefined) {
+    map = m.map;
+    mapName = basename(file as string);
+  } else {
+    const ram = ramOption(a.values.get('ram') ?? '1G', 'ram');
+    map = firecrackerMap(ram);
+    mapName = `firecracker ${fmtBytes(ram)}`;
+  }
+  const profile = jobProfile(a.values.get('profile'), m?.text);
+  const blacklist = a.values.has('blacklist') ? parseAddrs(a.values.get('blacklist') as string, '--blacklist') : [];
+  // Boot once here: a map the allocator rejects is reported now, not in the browser.
+  bootFromMap(map, { mode, profile, blacklist, shared: false });
+  const traceFile = a.values.get('trace') ?? DEFAULT_TRACE;
+  const haveTrace = existsSync(traceFile) && statSync(traceFile).isFile();
+  if (a.values.has('trace') && !haveTrace)
+    throw new CliFailure(
+      `--trace '${traceFile}': ${existsSync(traceFile) ? 'is a directory, not a file' : 'no such file'}`,
+    );
+  if (haveTrace) traceSource = new TraceSource(traceFile);
+  config = {
+    mapName,
+    map: { format: map.format, ram: map.ram, reserved: map.reserved, affinity: map.affinity },
+    mode,
+    profile: profile.name,
+    blacklist,
+    trace: {
+      available: haveTrace,
+      name: haveTrace ? basename(traceFile) : '',
+      earlyEvents: haveTrace && traceLimit > 0 ? Math.min(early, traceLimit) : early,
+      maxEvents: traceLimit,
+    },
+  };
+  if (!existsSync(join(dist, 'index.html'))) await buildPage(dist);
 
   const trace = traceSource;
   const configJson = JSON.stringify(config);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      send(res, 400, 'text/plain; charset=utf-8', 'malformed URL\n');
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
       return;
@@ -236,7 +221,13 @@ export async function main(args: string[]): Promise<number> {
       return;
     }
     // Static files of the build.
-    let rel = decodeURIComponent(url.pathname);
+    let rel: string;
+    try {
+      rel = decodeURIComponent(url.pathname);
+    } catch {
+      send(res, 400, 'text/plain; charset=utf-8', 'malformed URL\n');
+      return;
+    }
     if (rel.endsWith('/')) rel += 'index.html';
     const path = normalize(join(dist, rel));
     if (path !== dist && !path.startsWith(dist + sep)) {
@@ -305,12 +296,14 @@ export async function main(args: string[]): Promise<number> {
   });
 }
 
-function fmtBytes(n: number): string {
-  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let i = 0;
-  while (n >= 1024 && n % 1024 === 0 && i < u.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n} ${u[i]}`;
+/**
+ * Build the page (viz/dist) on first use: runs the repository's Vite build. An installed
+ * package ships the built page, so this only runs in a checkout that was never built.
+ */
+async function buildPage(dist: string): Promise<void> {
+  const { spawnSync } = await import('node:child_process');
+  process.stderr.write('vmphys viz: building the page (first use; npm run build:viz)...\n');
+  const r = spawnSync('npm', ['run', '-s', 'build:viz'], { cwd: repoRoot(), stdio: ['ignore', 'ignore', 'inherit'] });
+  if (r.status !== 0 || !existsSync(join(dist, 'index.html')))
+    throw new CliFailure(`cannot build the page into ${dist}: 'npm run build:viz' failed`);
 }

@@ -92,3 +92,31 @@ export class LockError extends VmPhysError {
 export function hex(n: number): string {
   return n === 0 ? '0' : `0x${n.toString(16)}`;
 }
+
+/** A command line that cannot be obeyed (unknown option, missing value, conflicting flags). */
+export class UsageError extends VmPhysError {
+  constructor(message: string) {
+    super('EUSAGE', message);
+  }
+}
+/** A byte size that is malformed or outside what the allocator or a map builder can hold. */
+export class SizeError extends VmPhysError {
+  constructor(message: string) {
+    super('ESIZE', message);
+  }
+}
+/**
+ * A trace that cannot be read or parsed. `line` is the 1-based line of the bad input, or 0 when
+ * the problem is not tied to a line (corrupt compressed data, missing `xz`).
+ * The message reads `FILE:LINE: what is wrong` (or `FILE: what is wrong` when line is 0).
+ */
+export class TraceParseError extends VmPhysError {
+  readonly file: string;
+  readonly line: number;
+  constructor(file: string, line: number, what: string, options?: { cause?: unknown }) {
+    super('ETRACE', line > 0 ? `${file}:${line}: ${what}` : `${file}: ${what}`);
+    if (options && 'cause' in options) this.cause = options.cause;
+    this.file = file;
+    this.line = line;
+  }
+}

@@ -39,7 +39,8 @@ export function physFree(vm: VmPhys): string {
 export function physSegs(vm: VmPhys): string {
   const parts: string[] = [];
   for (let i = 0; i < vm.nsegs; i++) {
-    const plane = 0xffffffff81a00000 + vm.qIndex(vm.segDomain[i], vm.segFlind[i], 0, 0) * 24;
+    // Above 2^53 a double cannot hold every address: the pointer is computed in BigInt.
+    const plane = 0xffffffff81a00000n + BigInt(vm.qIndex(vm.segDomain[i], vm.segFlind[i], 0, 0) * 24);
     parts.push(
       `\nSEGMENT ${i}:\n\n`,
       `start:     ${hex(vm.segStart[i])}\n`,

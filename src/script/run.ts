@@ -1,5 +1,5 @@
 /**
- * The golden-vector script language (../shared/data/golden/README.md): one command per line,
+ * The golden-vector script language (docs/script-language.md): one command per line,
  * one output line per command (`dump` and `segs` print a block ending in END). Uses only the
  * public API, like any other caller. A bad line prints `error: CODE: message` and the script
  * goes on; `errors` counts them.
@@ -231,8 +231,14 @@ export class ScriptRunner {
         want(1);
         const h = cmd === 'snapshot' ? this.hooks.snapshot : this.hooks.restore;
         if (!h) throw new ScriptError('ENOTSUP', `${cmd} is not available here`);
-        if (cmd === 'snapshot') this.hooks.snapshot?.(vm, f[1]);
-        else if (this.hooks.restore) this.vm = this.hooks.restore(vm, f[1]);
+        try {
+          if (cmd === 'snapshot') this.hooks.snapshot?.(vm, f[1]);
+          else if (this.hooks.restore) this.vm = this.hooks.restore(vm, f[1]);
+        } catch (e) {
+          // A hook's own failure (a file that cannot be written or read) is this line's error.
+          if (e instanceof VmPhysError) throw e;
+          throw new ScriptError('EIO', `${cmd} ${f[1]}: ${(e as Error).message}`);
+        }
         return 'ok\n';
       }
       default:

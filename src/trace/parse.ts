@@ -1,11 +1,12 @@
 // src/trace/parse.ts — streaming parser for Linux page-allocator traces (CSV, optionally .gz/.xz).
 // Owned by the trace-parser work; only that work may edit this file (and test/trace-parse.test.ts).
-// Format: see /work/shared/data/traces/README.md — `ts,cpu,op,pfn,order,migratetype,gfp_flags`.
+// Format: see data/traces/README.md — `ts,cpu,op,pfn,order,migratetype,gfp_flags`.
 
 import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
+import { TraceParseError } from '../core/errors.js';
 
 /** Bits of {@link TraceChunk.flags}, derived from an allocation's GFP flags and migratetype. */
 export const TraceFlag = {
@@ -58,22 +59,7 @@ export interface OpenTraceOptions {
   xzCommand?: string;
 }
 
-/**
- * A trace that cannot be read or parsed. `line` is the 1-based line of the bad input, or 0 when
- * the problem is not tied to a line (corrupt compressed data, missing `xz`).
- * The message reads `FILE:LINE: what is wrong` (or `FILE: what is wrong` when line is 0).
- */
-export class TraceParseError extends Error {
-  readonly code = 'ETRACE';
-  readonly file: string;
-  readonly line: number;
-  constructor(file: string, line: number, what: string, options?: { cause?: unknown }) {
-    super(line > 0 ? `${file}:${line}: ${what}` : `${file}: ${what}`, options);
-    this.name = 'TraceParseError';
-    this.file = file;
-    this.line = line;
-  }
-}
+export { TraceParseError };
 
 const DEFAULT_CHUNK_EVENTS = 65536;
 /** Longest accepted line (bytes, without the newline); bounds memory on input with no newlines. */

@@ -1,5 +1,5 @@
 /**
- * Replaying a Linux page-allocator trace (see /work/shared/data/traces/README.md) through vmphys.
+ * Replaying a Linux page-allocator trace (see data/traces/README.md) through vmphys.
  * Owned by the replay work (issue 6); others call it through `replayTrace`, `TraceReplayer` and
  * `buildMachine`, and do not edit it.
  *
@@ -75,7 +75,7 @@ export interface MachineMapLike {
 }
 
 /**
- * The traced VM: /work/shared/data/memmaps/firecracker-128g.iomem.txt's System RAM, page
+ * The traced VM: data/memmaps/firecracker-128g.iomem.txt's System RAM, page
  * aligned (iomem ends are inclusive: 0x9fbff → 0x9fc00 → 0x9f000).
  */
 export const FIRECRACKER_128G: MachineMapLike = Object.freeze({
