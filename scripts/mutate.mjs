@@ -10,7 +10,7 @@
  * every test passes. Results go to bench/results/mutation.json and mutation.md.
  *
  * The source files are found by walking src/core, so the script follows the core as it is split
- * or renamed. It needs a current build (it runs `npm run build` unless --no-build).
+ * or renamed. It needs a current build (it runs `npm run build:lib` unless --no-build).
  *
  * Usage: node scripts/mutate.mjs [--files GLOB,...] [--max N] [--sample SEED] [--timeout MS]
  *          [--tests FILE,...] [--jobs N] [--ops OP,...] [--out PREFIX] [--no-build] [--list]
@@ -501,8 +501,8 @@ async function main() {
   }
 
   if (o.build) {
-    const b = spawnSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
-    if (b.status !== 0) throw new Error('npm run build failed');
+    const b = spawnSync('npm', ['run', '-s', 'build:lib'], { cwd: ROOT, stdio: 'inherit' });
+    if (b.status !== 0) throw new Error('npm run build:lib failed');
   }
   const tests = o.tests.map((t) => {
     const js = distPath(t);
