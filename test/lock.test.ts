@@ -19,7 +19,7 @@ const PROBE = new URL('../src/workers/probe-worker.js', import.meta.url);
 function spawn(vm: VmPhys, cfg: Omit<ProbeConfig, 'handle'>): Worker {
   const h = handleOf(vm);
   const w = new Worker(PROBE, { workerData: { ...cfg, handle: h } });
-  trackWorker(h.sync, w, vm.c.locks);
+  trackWorker(h.sync, w, vm.state.c.locks);
   return w;
 }
 

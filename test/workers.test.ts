@@ -9,7 +9,10 @@ import { describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { StateError } from '../src/core/errors.js';
 import { CTL, lockIndex } from '../src/core/layout.js';
+import { handleIdx, handleOrder, lazyPut, lazyTake } from '../src/core/lazy.js';
+import { finishInit, metaOrder } from '../src/core/pages.js';
 import { Pool } from '../src/core/params.js';
+import { nQueues, qCount } from '../src/core/queues.js';
 import { physFree } from '../src/core/sysctl.js';
 import { verify } from '../src/core/verify.js';
 import { VmPhys } from '../src/core/vmphys.js';
@@ -36,7 +39,7 @@ describe('attach', () => {
     const before = vm.counts();
     const h = handleOf(vm);
     const w = new Worker(PROBE, { workerData: { action: 'inspect', handle: h } });
-    trackWorker(h.sync, w, vm.c.locks);
+    trackWorker(h.sync, w, vm.state.c.locks);
     const exited = once(w, 'exit');
     const [m] = (await once(w, 'message')) as [{ text: string; counts: typeof before; pa: number }];
     await exited;
@@ -84,7 +87,7 @@ describe('LockedVmPhys', () => {
     const r = L.findRange(0, 0, 16, 0, 2 ** 40);
     assert.ok(r !== null);
     assert.equal(lazyTotal(vm), 0);
-    assert.equal(vm.c.ctl[CTL.INITDONE], 1);
+    assert.equal(vm.state.c.ctl[CTL.INITDONE], 1);
     assert.equal(vm.drained, false, 'only vm_phys_lazy_init moves vm_default_freepool');
     assert.equal(vm.counts().total, total);
     assert.equal(L.locks.acquires > 2, true);
@@ -146,7 +149,7 @@ describe('two NUMA domains', () => {
   test('the drainer drains both domains, then finishes lazy init', async () => {
     const vm = twoDomains();
     const total = vm.counts().total;
-    const d = startDrainers(handleOf(vm), { count: 2, warmRounds: 5 }, vm.c.locks);
+    const d = startDrainers(handleOf(vm), { count: 2, warmRounds: 5 }, vm.state.c.locks);
     await d.done;
     assert.equal(vm.counts(0).lazyinit + vm.counts(1).lazyinit, 0);
     assert.equal(vm.drained, true);
@@ -161,11 +164,11 @@ describe('drainer', () => {
     const ref = buildMachine(1024 * MiB);
     ref.drain();
     const lazy = lazyTotal(vm);
-    const d = startDrainers(handleOf(vm), { count: 1, warmRounds: 5 }, vm.c.locks);
+    const d = startDrainers(handleOf(vm), { count: 1, warmRounds: 5 }, vm.state.c.locks);
     const [st] = await d.done;
     assert.equal(lazyTotal(vm), 0);
     assert.equal(vm.drained, true);
-    assert.equal(vm.c.ctl[CTL.INFLIGHT], 0);
+    assert.equal(vm.state.c.ctl[CTL.INFLIGHT], 0);
     assert.equal(st.pages, lazy);
     assert.equal(st.finished, true);
     assert.equal(physFree(vm), physFree(ref), 'the take/finish/put protocol drains like vm_phys_lazy_init');
@@ -182,7 +185,7 @@ describe('drainer', () => {
     const vm = buildMachine(2048 * MiB);
     const total = vm.counts().total;
     const lazy = lazyTotal(vm);
-    const d = startDrainers(handleOf(vm), { count: 3, warmRounds: 5 }, vm.c.locks);
+    const d = startDrainers(handleOf(vm), { count: 3, warmRounds: 5 }, vm.state.c.locks);
     const sts = await d.done;
     assert.equal(
       sts.reduce((s, x) => s + x.pages, 0),
@@ -218,7 +221,7 @@ describe('drainer', () => {
       assert.equal(st.finished, true);
       assert.equal(st.pages, lazy);
       assert.equal(st.holds, Math.ceil(st.blocks / 4) + 1);
-      assert.equal(vm.c.ctl[CTL.INFLIGHT], 0);
+      assert.equal(vm.state.c.ctl[CTL.INFLIGHT], 0);
       assert.equal(physFree(vm), physFree(ref), 'blocks are freed in the order they were taken');
       verify(vm, { heldPages: 0 });
     }
@@ -264,7 +267,7 @@ describe('drainer', () => {
     const ref = buildMachine(256 * MiB);
     const L = new DomainLocks(vm);
     const R = new DomainLocks(ref);
-    const w = vm.c.locks;
+    const w = vm.state.c.locks;
     const i = lockIndex(vm.profile, 0);
     const taken: number[] = [];
     let rounds = 0;
@@ -284,10 +287,10 @@ describe('drainer', () => {
       assert.equal(Atomics.load(w, i + MB.STATE), MB.DONE);
       // The same exchange on the reference machine, directly.
       R.lock(0);
-      for (const r of taken) ref.lazyPut(0, (r - (r % 16)) / 16, r % 16);
+      for (const r of taken) lazyPut(ref.state, 0, handleIdx(r), handleOrder(r));
       const want: number[] = [];
       for (let j = 0; j < 3; j++) {
-        const r = ref.lazyTake(0);
+        const r = lazyTake(ref.state, 0);
         if (r < 0) break;
         want.push(r);
       }
@@ -298,16 +301,16 @@ describe('drainer', () => {
       Atomics.store(w, i + MB.STATE, MB.IDLE);
       assert.deepEqual(taken, want, `round ${rounds}`);
       for (const r of taken) {
-        vm.finishInit((r - (r % 16)) / 16, r % 16);
-        ref.finishInit((r - (r % 16)) / 16, r % 16);
+        finishInit(vm.state, handleIdx(r), handleOrder(r));
+        finishInit(ref.state, handleIdx(r), handleOrder(r));
       }
       rounds++;
       if (got === 0) break;
     }
     assert.equal(L.served, rounds);
     assert.ok(rounds > 2);
-    assert.equal(vm.c.ctl[CTL.INITDONE], 1);
-    assert.equal(vm.c.ctl[CTL.INFLIGHT], 0);
+    assert.equal(vm.state.c.ctl[CTL.INITDONE], 1);
+    assert.equal(vm.state.c.ctl[CTL.INFLIGHT], 0);
     assert.equal(physFree(vm), physFree(ref));
   });
 
@@ -337,9 +340,9 @@ describe('drainer', () => {
     assert.equal(st.blocks, 3);
     assert.equal(st.holds, 2, 'one hold took 3 blocks, the next one only freed them');
     assert.equal(st.boost, 'raised');
-    assert.equal(vm.c.ctl[CTL.INFLIGHT], 0);
+    assert.equal(vm.state.c.ctl[CTL.INFLIGHT], 0);
     assert.equal(vm.counts().total, total);
-    assert.ok(lazyTotal(vm) > 0 && vm.c.ctl[CTL.INITDONE] === 0, 'the drain stopped early');
+    assert.ok(lazyTotal(vm) > 0 && vm.state.c.ctl[CTL.INITDONE] === 0, 'the drain stopped early');
     verify(vm, { heldPages: 0 });
   });
 });
@@ -384,7 +387,7 @@ describe('per-CPU page caches', () => {
     const idx: number[] = [];
     for (let i = 0; i < 100; i++) idx.push(cache.allocIdx(0, Pool.DEFAULT));
     assert.equal(new Set(idx).size, 100);
-    for (const i of idx) assert.ok(i >= 0 && (vm.p.meta[i] & 15) === vm.nOrd, 'allocated in vm_phys');
+    for (const i of idx) assert.ok(i >= 0 && metaOrder(vm.state.meta[i]) === vm.nOrd, 'allocated in vm_phys');
     // Freed by index, allocated again by address: the LIFO stack hands the last page back.
     cache.freeIdx(idx[99], Pool.DEFAULT);
     assert.equal(cache.alloc(0, Pool.DEFAULT), vm.paOf(idx[99]));
@@ -443,7 +446,9 @@ describe('per-CPU page caches before start-up', () => {
 });
 
 function snapshotCounts(vm: ReturnType<typeof buildMachine>): string {
-  return JSON.stringify(vm.counts()) + Array.from(vm.c.qCount).join(',');
+  return (
+    JSON.stringify(vm.counts()) + Array.from({ length: nQueues(vm.state) }, (_, q) => qCount(vm.state, q)).join(',')
+  );
 }
 
 describe('stress', () => {
@@ -458,7 +463,7 @@ describe('stress', () => {
     assert.equal(r.conservation.free + r.conservation.inFlight + r.conservation.held, r.conservation.total);
     assert.equal(r.vm.drained, true, 'the drainer finished vm_phys_lazy_init');
     assert.equal(r.vm.counts().lazyinit, 0);
-    assert.equal(r.vm.c.ctl[CTL.INFLIGHT], 0);
+    assert.equal(r.vm.state.c.ctl[CTL.INFLIGHT], 0);
   });
 
   test('the end-of-run checks catch a page held twice, a held page that is free, and a lost page', () => {

@@ -434,7 +434,7 @@ export const suite: Suite = {
         gc();
         const vm = buildMachine(ram);
         const h = handleOf(vm);
-        const d = startDrainers(h, { count: n, waitGo: true, nice: 0, warmRounds: 30 }, vm.c.locks);
+        const d = startDrainers(h, { count: n, waitGo: true, nice: 0, warmRounds: 30 }, vm.state.c.locks);
         await d.ready;
         const i32 = syncViews(h.sync).i32;
         Atomics.store(i32, SYNC.GO, 1);

@@ -188,7 +188,7 @@ export async function runTimeline(map: MemMap, opts: TimelineOptions): Promise<B
   const first = vm.allocPages(0, Pool.DEFAULT, 0);
   const tReady = performance.now();
   const rssReady = process.memoryUsage.rss();
-  const st = vm.c.stats;
+  const st = vm.state.c.stats;
   const pagesAtReady = st[STAT.PAGES_INITIALIZED];
   if (first !== null) vm.freePages(first, Pool.DEFAULT, 0);
   // The workload (prepared outside the timed region where it needs I/O).

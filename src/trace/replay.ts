@@ -42,9 +42,13 @@
  * the replay of resolved chunks, `parseSeconds` includes the resolving (`resolveSeconds`).
  */
 import { bootFromMap, subtractRanges } from '../boot/startup.js';
+import { allocFreelistIdx, allocPagesIdx, freePagesIdx } from '../core/buddy.js';
 import { amd64, FreeList, Pool, type Profile } from '../core/params.js';
+import { nQueues, qCount } from '../core/queues.js';
+import { segOfIdx } from '../core/segments.js';
+import type { PhysState } from '../core/state.js';
 import type { StartupMode, VmPhys } from '../core/vmphys.js';
-import { PIECE } from './book.js';
+import { infoIsPiece, infoOrder, infoPiece, infoPool, infoSeg, infoWord } from './info.js';
 import { type ParseTraceOptions, parseTrace, TraceFlag } from './parse.js';
 import {
   newResolvedEvents,
@@ -59,7 +63,8 @@ import {
   TraceResolver,
 } from './resolve.js';
 
-export { PfnHash, PfnTable, PIECE, TraceBook } from './book.js';
+export { PfnHash, PfnTable, TraceBook } from './book.js';
+export { PIECE } from './info.js';
 
 /** A half-open physical address range [start, end). */
 export interface Range {
@@ -112,9 +117,6 @@ export const REPLAY_MAPPING =
   'domains on failure; frees map to the same offset inside the covering traced allocation ' +
   '(heads probed at pfn aligned down to each order up to the largest allocated, <= 12); ' +
   'uncovered frees are skipped';
-
-/** info bits 8..13 of a live block: its segment index. */
-const SEG_MASK = 63;
 
 /** The sampled free-block histogram: counts[s][order] = free blocks of that order (all pools). */
 export interface FreeHistogram {
@@ -170,6 +172,8 @@ export interface ReplayerOptions {
  */
 export class TraceReplayer {
   readonly vm: VmPhys;
+  /** The machine's state: the hot loop calls the buddy engine on it directly. */
+  private readonly phys: PhysState;
   /** Matches frees to allocations (the trace-side bookkeeping). */
   readonly resolver: TraceResolver;
   events = 0;
@@ -206,6 +210,7 @@ export class TraceReplayer {
 
   constructor(vm: VmPhys, opts: ReplayerOptions = {}) {
     this.vm = vm;
+    this.phys = vm.state;
     this.maxOrder = vm.maxOrder;
     this.resolver = new TraceResolver(vm.maxOrder, opts.tableCapacity);
     this.nOrd = vm.nOrd;
@@ -289,19 +294,19 @@ export class TraceReplayer {
       }
     }
     this.slotv[2 * s] = idx;
-    this.slotv[2 * s + 1] = o | (pool << 4) | (this.vm.segOfIdx(idx) << 8);
+    this.slotv[2 * s + 1] = infoWord(o, pool, segOfIdx(this.phys, idx));
     this.heldBlocks++;
     this.heldPages += 1 << o;
   }
 
   /** Page index of a new block in one domain, or -1. */
   private allocIn(d: number, pool: number, o: number, fl: number): number {
-    const vm = this.vm;
+    const s = this.phys;
     if ((fl & (TraceFlag.DMA32 | TraceFlag.DMA)) !== 0) {
-      if ((fl & TraceFlag.DMA) !== 0 && this.hasDma) return vm.allocFreelistIdx(d, this.dmaList, pool, o);
-      if ((fl & TraceFlag.DMA32) !== 0 && this.hasDma32) return vm.allocFreelistIdx(d, FreeList.DMA32, pool, o);
+      if ((fl & TraceFlag.DMA) !== 0 && this.hasDma) return allocFreelistIdx(s, d, this.dmaList, pool, o);
+      if ((fl & TraceFlag.DMA32) !== 0 && this.hasDma32) return allocFreelistIdx(s, d, FreeList.DMA32, pool, o);
     }
-    return vm.allocPagesIdx(d, pool, o);
+    return allocPagesIdx(s, d, pool, o);
   }
 
   /** A traced free of the whole block in slot s. */
@@ -315,7 +320,7 @@ export class TraceReplayer {
     }
     const info = this.slotv[2 * s + 1];
     this.matchedFrees++;
-    if ((info & PIECE) !== 0) this.splitFrees++;
+    if (infoIsPiece(info)) this.splitFrees++;
     this.release(s, idx, info);
   }
 
@@ -323,8 +328,8 @@ export class TraceReplayer {
   private release(s: number, idx: number, info: number): void {
     this.slotv[2 * s] = -1;
     this.heldBlocks--;
-    this.heldPages -= 1 << (info & 15);
-    this.vm.freePagesIdx(idx, (info >> 4) & 15, info & 15, (info >> 8) & SEG_MASK);
+    this.heldPages -= 1 << infoOrder(info);
+    freePagesIdx(this.phys, idx, infoPool(info), infoOrder(info), infoSeg(info));
   }
 
   /** Lost frees, too-large allocations and split frees. Returns the new aux cursor. */
@@ -358,13 +363,12 @@ export class TraceReplayer {
     const idx = this.slotv[2 * s];
     const info = this.slotv[2 * s + 1];
     const off = aux[ax++];
-    const rest = (info & ~15) | PIECE;
     this.slotv[2 * s] = -1;
     let a = ax;
-    splitPieces(info & 15, off, o, (pOff, pk) => {
+    splitPieces(infoOrder(info), off, o, (pOff, pk) => {
       const ps = aux[a++];
       this.slotv[2 * ps] = idx < 0 ? -1 : idx + pOff;
-      this.slotv[2 * ps + 1] = rest | pk;
+      this.slotv[2 * ps + 1] = infoPiece(info, pk);
     });
     if (idx < 0) {
       this.skippedFrees++;
@@ -372,9 +376,9 @@ export class TraceReplayer {
     }
     this.matchedFrees++;
     this.splitFrees++;
-    this.heldBlocks += (info & 15) - o - 1;
+    this.heldBlocks += infoOrder(info) - o - 1;
     this.heldPages -= 1 << o;
-    this.vm.freePagesIdx(idx + off, (info >> 4) & 15, o, (info >> 8) & SEG_MASK);
+    freePagesIdx(this.phys, idx + off, infoPool(info), o, infoSeg(info));
     return a;
   }
 
@@ -402,9 +406,9 @@ export class TraceReplayer {
     const base = this.nSamples * this.nOrd;
     const row = this.sampleCounts;
     row.fill(0, base, base + this.nOrd);
-    const q = this.vm.c.qCount;
+    const phys = this.phys;
     const n = this.nOrd;
-    for (let i = 0; i < q.length; i++) row[base + (i % n)] += q[i];
+    for (let i = 0; i < nQueues(phys); i++) row[base + (i % n)] += qCount(phys, i);
     this.sampleEvents[this.nSamples] = this.events;
     this.nSamples++;
     this.nextSample = this.events + this.sampleEvery;
@@ -462,7 +466,8 @@ export class TraceReplayer {
     if (c < 0) return null;
     const s = t.addrAt(c);
     const idx = 2 * s < this.slotv.length ? this.slotv[2 * s] : -1;
-    return idx < 0 ? null : { idx, order: this.slotv[2 * s + 1] & 15, pool: (this.slotv[2 * s + 1] >> 4) & 15 };
+    const info = this.slotv[2 * s + 1];
+    return idx < 0 ? null : { idx, order: infoOrder(info), pool: infoPool(info) };
   }
 
   /** Calls fn for every block of ours still held: page index, order, pool and its slot. */
@@ -470,7 +475,7 @@ export class TraceReplayer {
     const n = Math.min(this.slotHigh, this.slotv.length >> 1);
     for (let s = 0; s < n; s++) {
       const idx = this.slotv[2 * s];
-      if (idx >= 0) fn(idx, this.slotv[2 * s + 1] & 15, (this.slotv[2 * s + 1] >> 4) & 15, s);
+      if (idx >= 0) fn(idx, infoOrder(this.slotv[2 * s + 1]), infoPool(this.slotv[2 * s + 1]), s);
     }
   }
 }
@@ -524,10 +529,10 @@ export interface ReplayReport extends ReplayCounts {
 
 /** Free pages of every pool, from the queue counts. */
 export function freePages(vm: VmPhys): number {
-  const q = vm.c.qCount;
+  const s = vm.state;
   const n = vm.nOrd;
   let total = 0;
-  for (let i = 0; i < q.length; i++) total += q[i] * 2 ** (i % n);
+  for (let i = 0; i < nQueues(s); i++) total += qCount(s, i) * 2 ** (i % n);
   return total;
 }
 

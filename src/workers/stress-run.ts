@@ -9,6 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { hex } from '../core/errors.js';
 import { CTL } from '../core/layout.js';
 import { type Profile, profileByName } from '../core/params.js';
+import { nQueues, qHead, qNext } from '../core/queues.js';
 import { verify } from '../core/verify.js';
 import { VmPhys } from '../core/vmphys.js';
 import { handleOf, type SharedHandle } from './attach.js';
@@ -182,7 +183,7 @@ export function buildMachine(ram: number, profile: Profile | string = 'amd64'): 
 
 /** Write every 4 KiB page of the meta and link buffers once (values unchanged; single thread). */
 export function prefaultPages(vm: VmPhys): void {
-  const { meta, link } = vm.p;
+  const { meta, link } = vm.state;
   // A write (not a read) makes the page resident; writing back the value read changes nothing.
   for (let i = 0; i < meta.length; i += 4096) meta[i] |= 0;
   for (let i = 0; i < link.length; i += 1024) link[i] |= 0;
@@ -229,7 +230,7 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
       warmRounds: o.warmRounds ?? 0,
     };
     const w = new Worker(new URL('./stress-worker.js', import.meta.url), { workerData: cfg });
-    trackWorker(h.sync, w, vm.c.locks);
+    trackWorker(h.sync, w, vm.state.c.locks);
     workers.push(w);
     let readyFn: () => void = () => {};
     readies.push(new Promise<void>((r) => (readyFn = r)));
@@ -263,7 +264,7 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
           holdNice: o.drainerHoldNice,
           batch: o.drainerBatch,
         },
-        vm.c.locks,
+        vm.state.c.locks,
       )
     : null;
   let noiseDone: Promise<void> | null = null;
@@ -327,7 +328,7 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
   }
   const free = vm.counts().total;
   let inFlight = 0;
-  for (let d = 0; d < vm.ndomains; d++) inFlight += vm.c.ctl[CTL.INFLIGHT + d];
+  for (let d = 0; d < vm.ndomains; d++) inFlight += vm.state.c.ctl[CTL.INFLIGHT + d];
   const conservation: Conservation = {
     free,
     inFlight,
@@ -396,9 +397,10 @@ export function checkHeld(vm: VmPhys, results: StressWorkerResult[], startTotal:
     }
   }
   // No held page lies inside a free block.
-  for (let q = 0; q < vm.c.qHead.length; q++) {
+  const s = vm.state;
+  for (let q = 0; q < nQueues(s); q++) {
     const order = q % vm.nOrd;
-    for (let m = vm.c.qHead[q]; m >= 0; m = vm.qNext(q, m)) {
+    for (let m = qHead(s, q); m >= 0; m = qNext(s, q, m)) {
       for (let k = m; k < m + (1 << order); k++)
         if (owner[k] !== 0) {
           violations.push(
