@@ -22,7 +22,7 @@ import { DomainLocks, MB, trackWorker } from '../src/workers/lock.js';
 import { LockedVmPhys } from '../src/workers/locked.js';
 import { PcpuCache } from '../src/workers/pcpu.js';
 import { SchedProbe, type ThreadPriority } from '../src/workers/sched.js';
-import { buildMachine, checkHeld, runStress, type StressWorkerResult } from '../src/workers/stress-run.js';
+import { checkHeld, runStress, type StressWorkerResult, stressMachine } from '../src/workers/stress-run.js';
 
 const PROBE = new URL('../src/workers/probe-worker.js', import.meta.url);
 const MiB = 1024 * 1024;
@@ -33,7 +33,7 @@ function lazyTotal(vm: VmPhys): number {
 
 describe('attach', () => {
   test('a worker attached to the handle sees the same state, and its changes are ours', async () => {
-    const vm = buildMachine(256 * MiB);
+    const vm = stressMachine(256 * MiB);
     const a = vm.allocPages(0, Pool.DEFAULT, 3);
     assert.notEqual(a, null);
     const before = vm.counts();
@@ -52,7 +52,7 @@ describe('attach', () => {
   });
 
   test('the worker sees exactly our vm.phys_free text', async () => {
-    const vm = buildMachine(128 * MiB);
+    const vm = stressMachine(128 * MiB);
     vm.allocPages(0, Pool.DIRECT, 5);
     const text = physFree(vm);
     const h = handleOf(vm);
@@ -62,7 +62,7 @@ describe('attach', () => {
   });
 
   test('attach in the same thread shares memory; handleOf refuses before init and unshared machines', () => {
-    const vm = buildMachine(64 * MiB);
+    const vm = stressMachine(64 * MiB);
     const twin = attach(handleOf(vm));
     const pa = twin.allocPages(0, Pool.DEFAULT, 0);
     assert.notEqual(pa, null);
@@ -80,7 +80,7 @@ describe('attach', () => {
 
 describe('LockedVmPhys', () => {
   test('find_range and unfree drain the domain with the lock dropped per block', () => {
-    const vm = buildMachine(512 * MiB);
+    const vm = stressMachine(512 * MiB);
     const L = new LockedVmPhys(vm);
     assert.ok(lazyTotal(vm) > 0);
     const total = vm.counts().total;
@@ -98,7 +98,7 @@ describe('LockedVmPhys', () => {
   });
 
   test('every operation leaves the lock free, also when the core throws', () => {
-    const vm = buildMachine(64 * MiB);
+    const vm = stressMachine(64 * MiB);
     const L = new LockedVmPhys(vm);
     const pa = L.allocPages(0, Pool.DEFAULT, 2) as number;
     assert.throws(() => L.freePages(pa + 4096, Pool.DEFAULT, 2), /aligned/);
@@ -160,8 +160,8 @@ describe('two NUMA domains', () => {
 
 describe('drainer', () => {
   test('one drainer worker empties the lazy pool, sets drained, same result as vm.drain()', async () => {
-    const vm = buildMachine(1024 * MiB);
-    const ref = buildMachine(1024 * MiB);
+    const vm = stressMachine(1024 * MiB);
+    const ref = stressMachine(1024 * MiB);
     ref.drain();
     const lazy = lazyTotal(vm);
     const d = startDrainers(handleOf(vm), { count: 1, warmRounds: 5 }, vm.state.c.locks);
@@ -182,7 +182,7 @@ describe('drainer', () => {
   });
 
   test('three parallel drainers over one domain drain disjoint blocks; nothing is lost', async () => {
-    const vm = buildMachine(2048 * MiB);
+    const vm = stressMachine(2048 * MiB);
     const total = vm.counts().total;
     const lazy = lazyTotal(vm);
     const d = startDrainers(handleOf(vm), { count: 3, warmRounds: 5 }, vm.state.c.locks);
@@ -199,7 +199,7 @@ describe('drainer', () => {
   });
 
   test('the main thread drain path (LockedVmPhys.drain) also finishes lazy init', () => {
-    const vm = buildMachine(256 * MiB);
+    const vm = stressMachine(256 * MiB);
     const L = new LockedVmPhys(vm);
     const st = L.drain();
     assert.equal(st.finished, true);
@@ -213,8 +213,8 @@ describe('drainer', () => {
 
   test('batched holds (4 blocks each) drain exactly like vm.drain(), one hold per 4 blocks', () => {
     for (const mib of [256, 1024 + 24]) {
-      const vm = buildMachine(mib * MiB);
-      const ref = buildMachine(mib * MiB);
+      const vm = stressMachine(mib * MiB);
+      const ref = stressMachine(mib * MiB);
       ref.drain();
       const lazy = lazyTotal(vm);
       const st = drainAll(vm, new DomainLocks(vm), newDrainStats(), undefined, 0, { batch: 4 });
@@ -229,8 +229,8 @@ describe('drainer', () => {
 
   test('with yieldMs, the drainer naps after a hold only when others took the lock meanwhile', () => {
     for (const traffic of [false, true]) {
-      const vm = buildMachine(256 * MiB);
-      const ref = buildMachine(256 * MiB);
+      const vm = stressMachine(256 * MiB);
+      const ref = stressMachine(256 * MiB);
       ref.drain();
       const other = new DomainLocks(vm);
       // A stand-in for ThreadPriority: lower() runs right after each of the drainer's holds; with
@@ -263,8 +263,8 @@ describe('drainer', () => {
   });
 
   test('a posted drainer exchange is carried out by the next lock holder, exactly as the drainer would', () => {
-    const vm = buildMachine(256 * MiB);
-    const ref = buildMachine(256 * MiB);
+    const vm = stressMachine(256 * MiB);
+    const ref = stressMachine(256 * MiB);
     const L = new DomainLocks(vm);
     const R = new DomainLocks(ref);
     const w = vm.state.c.locks;
@@ -323,7 +323,7 @@ describe('drainer', () => {
   });
 
   test('a drainer told to stop still frees the blocks it has in flight', () => {
-    const vm = buildMachine(512 * MiB);
+    const vm = stressMachine(512 * MiB);
     const total = vm.counts().total;
     const stop = new Int32Array(1);
     // A stand-in for ThreadPriority whose lower() (called after each hold) raises the stop flag
@@ -349,7 +349,7 @@ describe('drainer', () => {
 
 describe('per-CPU page caches', () => {
   test('alloc and free through the cache, then flush returns every page', () => {
-    const vm = buildMachine(256 * MiB);
+    const vm = stressMachine(256 * MiB);
     const start = vm.counts().total;
     const L = new LockedVmPhys(vm);
     const cache = new PcpuCache(L, { batch: 16 });
@@ -373,7 +373,7 @@ describe('per-CPU page caches', () => {
   });
 
   test('a free of a page that is not allocated is refused at once', () => {
-    const vm = buildMachine(64 * MiB);
+    const vm = stressMachine(64 * MiB);
     const cache = new PcpuCache(new LockedVmPhys(vm));
     const pa = vm.allocPages(0, Pool.DEFAULT, 0) as number;
     vm.freePages(pa, Pool.DEFAULT, 0);
@@ -381,7 +381,7 @@ describe('per-CPU page caches', () => {
   });
 
   test('the index API serves the same pages as the address API; bad domain and pool are refused', () => {
-    const vm = buildMachine(64 * MiB);
+    const vm = stressMachine(64 * MiB);
     const start = vm.counts().total;
     const cache = new PcpuCache(new LockedVmPhys(vm), { batch: 8 });
     const idx: number[] = [];
@@ -445,7 +445,7 @@ describe('per-CPU page caches before start-up', () => {
   });
 });
 
-function snapshotCounts(vm: ReturnType<typeof buildMachine>): string {
+function snapshotCounts(vm: ReturnType<typeof stressMachine>): string {
   return (
     JSON.stringify(vm.counts()) + Array.from({ length: nQueues(vm.state) }, (_, q) => qCount(vm.state, q)).join(',')
   );
@@ -467,7 +467,7 @@ describe('stress', () => {
   });
 
   test('the end-of-run checks catch a page held twice, a held page that is free, and a lost page', () => {
-    const vm = buildMachine(64 * MiB);
+    const vm = stressMachine(64 * MiB);
     const start = vm.counts().total;
     const a = vm.allocPages(0, Pool.DEFAULT, 2) as number;
     const b = vm.allocPages(0, Pool.DEFAULT, 0) as number;

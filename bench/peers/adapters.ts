@@ -4,12 +4,13 @@
  * per child process, so the driver's calls stay monomorphic.
  */
 import { MemPool } from '@thi.ng/malloc';
+import { buildMachine, type MachineMapLike } from '../../src/boot/startup.js';
 import { allocFreelistIdx, allocPagesIdx, freeIdx } from '../../src/core/buddy.js';
 import { FreeList, Pool } from '../../src/core/params.js';
 import { idxIn, segOfPa } from '../../src/core/segments.js';
 import type { VmPhys } from '../../src/core/vmphys.js';
 import { type TraceEvents, TraceFlag } from '../../src/trace/parse.js';
-import { buildMachine, type MachineMapLike, PIECE, TraceBook } from '../../src/trace/replay.js';
+import { PIECE, TraceBook } from '../../src/trace/replay.js';
 import { LockedVmPhys } from '../../src/workers/locked.js';
 import { PcpuCache } from '../../src/workers/pcpu.js';
 import { FreeStack } from './free-stack.js';

@@ -11,11 +11,11 @@
  * child, a warm-up repetition is dropped and GC runs between repetitions.
  */
 import { fileURLToPath } from 'node:url';
+import { buildMachine } from '../../src/boot/startup.js';
 import { allocFreelistIdx, freePagesIdx } from '../../src/core/buddy.js';
 import { Pool } from '../../src/core/params.js';
 import { segOfIdx } from '../../src/core/segments.js';
 import type { VmPhys } from '../../src/core/vmphys.js';
-import { buildMachine } from '../../src/trace/replay.js';
 import { type Result, repeat, result, runChild, type Suite, summarize } from '../util.js';
 
 const SELF = fileURLToPath(import.meta.url);

@@ -13,8 +13,8 @@
  * (the brief's figure) and a 16 GiB one (long enough that timer resolution does not matter).
  */
 import { fileURLToPath } from 'node:url';
+import { buildMachine, type MachineMapLike } from '../../src/boot/startup.js';
 import type { VmPhys } from '../../src/core/vmphys.js';
-import { buildMachine, type MachineMapLike } from '../../src/trace/replay.js';
 import { childSamples, type Result, result, runChild, type Suite, summarize } from '../util.js';
 
 const SELF = fileURLToPath(import.meta.url);

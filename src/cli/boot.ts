@@ -8,10 +8,10 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { MemRange } from '../boot/memmap.js';
 import { parseSize } from '../boot/ramspec.js';
-import type { BootReport } from '../boot/timeline.js';
 import { parseArgs, UsageError } from './args.js';
 import type { BootJob } from './boot-child.js';
 import { sharedData } from './paths.js';
+import type { BootReport } from './timeline.js';
 
 const USAGE = `usage: vmphys boot [--map FILE | --ram SIZE[,SIZE...] | --sparse-1t] [--mode lazy|eager|both]
                    [--json] [--svg FILE] [--reserve A-B,...] [--blacklist ADDR,...]
@@ -64,7 +64,7 @@ function fmtMs(n: number): string {
 async function runJob(job: BootJob, inProcess: boolean): Promise<BootReport> {
   if (inProcess) {
     const { jobMap } = await import('./boot-child.js');
-    const { runTimeline } = await import('../boot/timeline.js');
+    const { runTimeline } = await import('./timeline.js');
     const { jobProfile } = await import('./boot-child.js');
     const text = job.mapFile ? (await import('node:fs')).readFileSync(job.mapFile, 'utf8') : undefined;
     return runTimeline(jobMap(job), { ...job, profile: jobProfile(job.profileName, text), progress: undefined });

@@ -11,8 +11,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { MemMapError, parseMemMap } from '../boot/memmap.js';
+import { buildMachine, FIRECRACKER_128G, type MachineMapLike } from '../boot/startup.js';
 import { TraceParseError } from '../trace/parse.js';
-import { FIRECRACKER_128G, type MachineMapLike, type ReplayReport, replayTrace } from '../trace/replay.js';
+import { type ReplayReport, replayTrace } from '../trace/replay.js';
 import { parseArgs, UsageError } from './args.js';
 import { lineChart } from './svg.js';
 
@@ -61,7 +62,13 @@ export async function main(args: string[]): Promise<number> {
       map = { ram: m.ram, reserved: m.reserved, affinity: m.affinity };
       mapName = basename(mapFile);
     }
-    const report = await replayTrace(file, { map, mapName, mode, limit, sampleEvery: sample });
+    const report = await replayTrace(file, {
+      build: () => buildMachine(map, mode),
+      mapName,
+      mode,
+      limit,
+      sampleEvery: sample,
+    });
     if (opts.flags.has('json')) process.stdout.write(`${JSON.stringify(report)}\n`);
     else process.stdout.write(formatReport(report));
     const svg = opts.values.get('svg');

@@ -176,9 +176,10 @@ export function freeIdx(s: PhysState, idx: number, pool: number, order: number):
 export function freePagesIdx(s: PhysState, idx: number, pool: number, order: number, seg: number): void {
   // Fast path, small enough to be inlined into callers: the buddy is not a free block of the
   // same order (or lies outside the segment), so the block is queued as it is.
-  // Segment row fields by number (SEGROW: 0 FIRST, 1 END, 2 ADJ, 3 QBASE), as in freeMerge.
+  // Segment row fields by number (SEGROW_SIZE 8; SEGROW: 0 FIRST, 1 END, 2 ADJ, 3 QBASE), as in
+  // freeMerge: imported constants would cost this path loads and inlining budget.
   const sh = s.seg;
-  const r = seg * SEGROW_SIZE;
+  const r = seg << 3;
   if (order < s.maxOrder) {
     const bit = 1 << order;
     const buddy = ((idx + sh[r + 2]) & bit) !== 0 ? (idx - bit) | 0 : (idx + bit) | 0;

@@ -18,13 +18,16 @@ export const M_INIT = 0x80;
 /** Mask of the order bits. */
 export const M_ORDER = 0x0f;
 
+// The codec spells M_INIT (0x80) and M_ORDER (0x0f) as literals: these functions are inlined
+// into the order-0 paths, where a module-constant load would cost inlining budget.
+
 /** The state byte of an initialised page in `pool` with free-block order `order` (VM_NFREEORDER: none). */
 export function metaByte(pool: number, order: number): number {
-  return M_INIT | (pool << 4) | order;
+  return 0x80 | (pool << 4) | order;
 }
 /** The order field (m->order) of an initialised page's state byte. */
 export function metaOrder(m: number): number {
-  return m & M_ORDER;
+  return m & 0x0f;
 }
 /** The pool field (m->pool) of a state byte; 0 (LAZYINIT) for a never-initialised page. */
 export function metaPool(m: number): number {

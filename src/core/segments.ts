@@ -37,7 +37,7 @@ export function refreshSegments(s: PhysState): void {
   }
   // A sentinel row: its FIRST ends the last segment (the binary search reads it).
   row[n * SEGROW_SIZE + SEGROW.FIRST] = end;
-  s.lastSeg = 0;
+  s.lastSegRow = 0;
   for (let d = 0; d < s.profile.maxMemDom; d++)
     for (let fl = 0; fl < s.nFl; fl++) {
       const flind = s.c.ctl[CTL.FL_TO_FLIND + fl];
@@ -73,10 +73,11 @@ export function pa(s: PhysState, idx: number, seg: number): number {
 
 /** Segment of a page index (one-entry cache, then binary search over first indices). */
 export function segOfIdx(s: PhysState, idx: number): number {
-  // Small on purpose (inlined into callers); the search lives in segOfIdxSlow.
-  const r = s.lastSeg * SEGROW_SIZE;
+  // Small on purpose (inlined into the order-0 paths, whose inlining budget is nearly spent):
+  // the cache is kept as a row offset, and row fields are read by number (FIRST 0, END 1).
+  const r = s.lastSegRow;
   const row = s.seg;
-  return idx >= row[r] && idx < row[r + SEGROW.END] ? s.lastSeg : segOfIdxSlow(s, idx);
+  return idx >= row[r] && idx < row[r + 1] ? r >> 3 : segOfIdxSlow(s, idx);
 }
 function segOfIdxSlow(s: PhysState, idx: number): number {
   const row = s.seg;
@@ -87,7 +88,7 @@ function segOfIdxSlow(s: PhysState, idx: number): number {
     if (row[mid * SEGROW_SIZE] <= idx) lo = mid;
     else hi = mid - 1;
   }
-  s.lastSeg = lo;
+  s.lastSegRow = lo * SEGROW_SIZE;
   return lo;
 }
 
@@ -98,7 +99,7 @@ export function paOf(s: PhysState, idx: number): number {
 
 /** vm_phys_lookup_segind + paddr_to_seg: the segment containing pa, or -1. */
 export function segOfPa(s: PhysState, pa: number): number {
-  const c = s.lastSeg;
+  const c = s.lastSegRow / SEGROW_SIZE;
   const n = s.nsegs;
   if (c < n && pa >= s.segStart[c] && pa < s.segEnd[c]) return c;
   let lo = 0;
@@ -109,7 +110,7 @@ export function segOfPa(s: PhysState, pa: number): number {
     else hi = mid;
   }
   if (lo < n && pa >= s.segStart[lo]) {
-    s.lastSeg = lo;
+    s.lastSegRow = lo * SEGROW_SIZE;
     return lo;
   }
   return -1;

@@ -56,8 +56,8 @@ export class PhysState {
   readonly seg: Int32Array;
   /** qIndex(domain, vm_freelist_to_flind[freelist], 0, 0) per [domain][freelist]; -1: no such list. */
   readonly flQBase: Int32Array;
-  /** One-entry caches (segments.ts, queues.ts). */
-  lastSeg: number;
+  /** One-entry caches: the last segment looked up, as its row offset in `seg` (segments.ts); the last lazy run (queues.ts). */
+  lastSegRow: number;
   lastRun: number;
   /** Page index of the last enq_chunk look-ahead initialisation (start-up only; buddy.ts). */
   lastLookAhead: number;
@@ -86,7 +86,7 @@ export class PhysState {
     this.segEnd = new Float64Array(n);
     this.seg = new Int32Array(SEGROW_SIZE * (n + 1));
     this.flQBase = new Int32Array(profile.maxMemDom * profile.nFreeList).fill(-1);
-    this.lastSeg = 0;
+    this.lastSegRow = 0;
     this.lastRun = 0;
     this.lastLookAhead = -1;
     this.scratch = new Int32Array(0);

@@ -1,7 +1,7 @@
 /**
  * Replaying a Linux page-allocator trace (see /work/shared/data/traces/README.md) through vmphys.
- * Owned by the replay work (issue 6); others call it through `replayTrace`, `TraceReplayer` and
- * `buildMachine`, and do not edit it.
+ * Others call it through `replayTrace` and `TraceReplayer`; it replays into a machine it is
+ * given (boot/startup.ts's `buildMachine` builds them) and knows nothing of memory maps.
  *
  * What a replay does: every traced allocation allocates a block of the same order from our
  * allocator, every traced free frees the matching part of what we allocated for it. We do not
@@ -41,9 +41,8 @@
  * exactly once, are ever freed). `replayTrace` times the two stages apart: `eventsPerSec` counts
  * the replay of resolved chunks, `parseSeconds` includes the resolving (`resolveSeconds`).
  */
-import { bootFromMap, subtractRanges } from '../boot/startup.js';
 import { allocFreelistIdx, allocPagesIdx, freePagesIdx } from '../core/buddy.js';
-import { amd64, FreeList, Pool, type Profile } from '../core/params.js';
+import { FreeList, Pool } from '../core/params.js';
 import { nQueues, qCount } from '../core/queues.js';
 import { segOfIdx } from '../core/segments.js';
 import type { PhysState } from '../core/state.js';
@@ -65,49 +64,6 @@ import {
 
 export { PfnHash, PfnTable, TraceBook } from './book.js';
 export { PIECE } from './info.js';
-
-/** A half-open physical address range [start, end). */
-export interface Range {
-  start: number;
-  end: number;
-}
-
-/** A machine: RAM ranges (→ segments), reserved ranges (removed from phys_avail), NUMA affinity. */
-export interface MachineMapLike {
-  ram: Range[];
-  reserved?: Range[];
-  affinity?: Array<Range & { domain: number }>;
-}
-
-/**
- * The traced VM: /work/shared/data/memmaps/firecracker-128g.iomem.txt's System RAM, page
- * aligned (iomem ends are inclusive: 0x9fbff → 0x9fc00 → 0x9f000).
- */
-export const FIRECRACKER_128G: MachineMapLike = Object.freeze({
-  ram: [
-    { start: 0x1000, end: 0x9f000 },
-    { start: 0x100000, end: 0xc0000000 },
-    { start: 0x100000000, end: 0x2040000000 },
-  ],
-});
-
-/**
- * A started, unshared VmPhys for a map (default FIRECRACKER_128G): affinity ranges first, one
- * vm_phys_add_seg per RAM range (rounded inward to pages), phys_avail = RAM minus reserved
- * (only when reserved ranges are given; otherwise phys_avail = the segments), then init and
- * vm_page_startup in `mode`. Throws the core's typed errors for a bad map.
- */
-export function buildMachine(
-  map: MachineMapLike = FIRECRACKER_128G,
-  mode: StartupMode = 'lazy',
-  profile: Profile = amd64,
-): VmPhys {
-  // The same vm_page_startup path as `vmphys boot` (src/boot/startup.ts).
-  const memmap = { format: 'json' as const, ram: map.ram, reserved: map.reserved ?? [], affinity: map.affinity ?? [] };
-  return bootFromMap(memmap, { mode, profile, shared: false }).vm;
-}
-
-export { subtractRanges };
 
 /** The mapping of Linux requests onto vm_phys, as printed in reports. */
 export const REPLAY_MAPPING =
@@ -482,11 +438,11 @@ export class TraceReplayer {
 
 /** Options of `replayTrace`. */
 export interface ReplayOptions extends ReplayerOptions {
-  /** The machine: a memory map (default: the 128 GiB Firecracker map of the traced VM). */
-  map?: MachineMapLike;
+  /** Builds the started machine to replay into (timed as setupSeconds). */
+  build: () => VmPhys;
   /** Name of the map for the report (default 'firecracker-128g'). */
   mapName?: string;
-  /** Start-up mode (default lazy). */
+  /** Start-up mode the machine was built with, for the report (default lazy). */
   mode?: StartupMode;
   /** Stop after this many events. */
   limit?: number;
@@ -561,10 +517,10 @@ export async function verifyIfAvailable(vm: VmPhys, heldPages?: number): Promise
  * parsed chunk, the pfn table (live traced blocks) and the bounded histogram — not by the
  * trace's length. Parse errors propagate as TraceParseError.
  */
-export async function replayTrace(file: string, opts: ReplayOptions = {}): Promise<ReplayReport> {
+export async function replayTrace(file: string, opts: ReplayOptions): Promise<ReplayReport> {
   const mode = opts.mode ?? 'lazy';
   const t0 = performance.now();
-  const vm = buildMachine(opts.map, mode);
+  const vm = opts.build();
   const setupSeconds = (performance.now() - t0) / 1000;
   const replayer = new TraceReplayer(vm, opts);
   const freePagesBefore = freePages(vm);

@@ -2,15 +2,19 @@
  * The drainer's exchange, served by whichever thread releases a domain lock while a drainer has
  * posted a request in the lock line's mailbox (MB in lock.ts: flat combining): free the
  * drainer's finished lazy blocks into DEFAULT (lazyPut), take up to `want` more (lazyTake), and
- * answer. The allocator side of the mailbox: lock.ts only calls `serve`. Importing this module
- * registers the server for every DomainLocks made afterwards (drainer.ts, locked.ts and attach.ts
- * import it).
+ * answer. The allocator side of the lock: lock.ts only calls `serve`. Importing this module
+ * registers how a VmPhys is resolved to what its locks need (control views, profile, this
+ * server); drainer.ts, locked.ts and attach.ts import it.
  */
 import { handleIdx, handleOrder, lazyPut, lazyTake } from '../core/lazy.js';
-import { PhysState } from '../core/state.js';
-import { type LockMailbox, MB, setLockMailboxFactory } from './lock.js';
+import type { PhysState } from '../core/state.js';
+import { VmPhys } from '../core/vmphys.js';
+import { type LockMailbox, MB, setLockHostResolver } from './lock.js';
 
-/** The mailbox server of one machine's locks. */
+/**
+ * The mailbox server of one machine's locks.
+ * @internal
+ */
 export class DrainerExchange implements LockMailbox {
   private readonly s: PhysState;
 
@@ -40,4 +44,6 @@ export class DrainerExchange implements LockMailbox {
   }
 }
 
-setLockMailboxFactory((target) => (target.state instanceof PhysState ? new DrainerExchange(target.state) : null));
+setLockHostResolver((m) =>
+  m instanceof VmPhys ? { control: m.state.c, profile: m.profile, mailbox: new DrainerExchange(m.state) } : null,
+);

@@ -35,19 +35,14 @@
  * `flushCounters()`, so the shared totals are exact once every thread has flushed.
  *
  * The lock knows nothing of the allocator: it needs the machine's control views (lock words,
- * counters) only, and serves the drainer's mailbox (MB) through a `LockMailbox` that the
- * drainer's side registers (exchange.ts).
+ * counters), which a registered resolver finds for a machine object, and serves the drainer's
+ * mailbox (MB) through the `LockMailbox` the resolver gives (workers/exchange.ts).
  */
 import { threadId, type Worker } from 'node:worker_threads';
 import { LockError } from '../core/errors.js';
 import type { ControlViews } from '../core/layout.js';
 import { CTL, lockIndex, STAT } from '../core/layout.js';
 import type { Profile } from '../core/params.js';
-
-/** What a lock set needs of the machine it guards (a VmPhys is one). */
-export interface LockTarget {
-  readonly state: { readonly c: ControlViews; readonly profile: Profile };
-}
 
 /**
  * The server of the drainer's mailbox (MB): called by the lock holder on release when a request
@@ -57,13 +52,29 @@ export interface LockMailbox {
   serve(words: Int32Array, i: number, d: number): boolean;
 }
 
-/** Makes the mailbox server of a machine's locks (registered by the drainer's side). */
-export type LockMailboxFactory = (target: LockTarget) => LockMailbox | null;
-let mailboxFactory: LockMailboxFactory | null = null;
+/** What a lock set needs of the machine it guards: its control views, profile and mailbox server. */
+export interface LockHost {
+  readonly control: ControlViews;
+  readonly profile: Profile;
+  readonly mailbox: LockMailbox | null;
+}
 
-/** Register how every DomainLocks made from now on serves the drainer's mailbox. */
-export function setLockMailboxFactory(f: LockMailboxFactory): void {
-  mailboxFactory = f;
+/** Finds the LockHost of a machine object (null: not a machine). */
+export type LockHostResolver = (machine: object) => LockHost | null;
+let resolveHost: LockHostResolver | null = null;
+
+/**
+ * Register how a machine object (a VmPhys) is resolved to what its locks need. The allocator's
+ * side does this when loaded (exchange.ts), so this file needs no knowledge of the allocator.
+ */
+export function setLockHostResolver(f: LockHostResolver): void {
+  resolveHost = f;
+}
+
+function hostOf(machine: object): LockHost {
+  const h = resolveHost === null ? null : resolveHost(machine);
+  if (h === null) throw new LockError('not an allocator: DomainLocks needs a VmPhys (import vmphys/workers)');
+  return h;
 }
 
 /** Layout of the sync buffer: Int32 words first, then Float64 words. */
@@ -114,8 +125,8 @@ const syncByControl = new WeakMap<object, SharedArrayBuffer>();
  * The sync buffer that belongs to an allocator's control buffer: created on first use in the
  * thread that owns the allocator, and registered by `attach` in workers (see attach.ts).
  */
-export function syncOf(vm: LockTarget): SharedArrayBuffer {
-  const key = vm.state.c.buffer;
+export function syncOf(vm: object): SharedArrayBuffer {
+  const key = hostOf(vm).control.buffer;
   let s = syncByControl.get(key);
   if (s === undefined) {
     s = createSync();
@@ -125,9 +136,9 @@ export function syncOf(vm: LockTarget): SharedArrayBuffer {
 }
 
 /** Register `sync` as the sync buffer of `vm` (used by attach). */
-export function bindSync(vm: LockTarget, sync: SharedArrayBuffer): void {
+export function bindSync(vm: object, sync: SharedArrayBuffer): void {
   syncViews(sync);
-  syncByControl.set(vm.state.c.buffer, sync);
+  syncByControl.set(hostOf(vm).control.buffer, sync);
 }
 
 /** This thread's owner id (Node threadId + 1: the main thread is 1). */
@@ -275,11 +286,13 @@ export class DomainLocks {
   private readonly pendCont: Int32Array;
   private t0 = 0;
 
-  constructor(vm: LockTarget, opts: LockOptions = {}) {
-    const c = vm.state.c;
-    this.mailbox = mailboxFactory === null ? null : mailboxFactory(vm);
+  /** `vm`: the machine whose domain locks these are (a VmPhys). */
+  constructor(vm: object, opts: LockOptions = {}) {
+    const host = hostOf(vm);
+    const c = host.control;
+    this.mailbox = host.mailbox;
     this.words = c.locks;
-    this.stride = lockIndex(vm.state.profile, 1);
+    this.stride = lockIndex(host.profile, 1);
     this.stats = c.stats;
     this.sync = syncOf(vm);
     const v = syncViews(this.sync);

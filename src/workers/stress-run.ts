@@ -6,12 +6,13 @@
  * `verify()`, and that every held block can be freed again. Owned by the workers layer.
  */
 import { Worker } from 'node:worker_threads';
+import { buildMachine, flatFirecrackerMap } from '../boot/startup.js';
 import { hex } from '../core/errors.js';
 import { CTL } from '../core/layout.js';
 import { type Profile, profileByName } from '../core/params.js';
 import { nQueues, qHead, qNext } from '../core/queues.js';
 import { verify } from '../core/verify.js';
-import { VmPhys } from '../core/vmphys.js';
+import type { VmPhys } from '../core/vmphys.js';
 import { handleOf, type SharedHandle } from './attach.js';
 import { type DrainStats, startDrainers } from './drainer.js';
 import { createSync, DomainLocks, SYNC, syncViews, trackWorker } from './lock.js';
@@ -170,15 +171,10 @@ export interface StressReport {
   vm: VmPhys;
 }
 
-/** The stress machine: a Firecracker-like map, init, lazy startup. `ram` is the end address. */
-export function buildMachine(ram: number, profile: Profile | string = 'amd64'): VmPhys {
+/** The stress machine: Firecracker's low RAM and [1 MiB, ram), shared, lazy start-up. */
+export function stressMachine(ram: number, profile: Profile | string = 'amd64'): VmPhys {
   const p = typeof profile === 'string' ? profileByName(profile) : profile;
-  const vm = new VmPhys({ profile: p });
-  vm.addSeg(0x1000, 0x9f000);
-  vm.addSeg(0x100000, ram);
-  vm.init();
-  vm.startup('lazy');
-  return vm;
+  return buildMachine(flatFirecrackerMap(ram), 'lazy', p, true);
 }
 
 /** Write every 4 KiB page of the meta and link buffers once (values unchanged; single thread). */
@@ -194,7 +190,7 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
   const nw = Math.max(1, Math.floor(o.workers));
   const ramBytes = o.ram ?? 1024 ** 3;
   const seed = (o.seed ?? 1) | 0;
-  const vm = buildMachine(ramBytes, o.profile ?? 'amd64');
+  const vm = stressMachine(ramBytes, o.profile ?? 'amd64');
   if (o.prefault) prefaultPages(vm);
   const startTotal = vm.counts().total;
   const h = handleOf(vm);
