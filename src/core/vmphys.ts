@@ -400,32 +400,28 @@ export class VmPhys {
     return domain === undefined ? this.counts().lazyinit : this.counts(domain).lazyinit;
   }
 
-  // ------------------------------------------------------------------ the index API (unvalidated)
+  // ------------------------------------------------------------------ the index API (unvalidated; the README's)
 
   /**
    * The body of vm_phys_alloc_pages on page indices, unvalidated: a page index or -1.
-   * @internal
    */
   allocPagesIdx(domain: number, pool: number, order: number): number {
     return allocPagesIdx(this.state, domain, pool, order);
   }
   /**
    * The body of vm_phys_alloc_freelist_pages on page indices, unvalidated.
-   * @internal
    */
   allocFreelistIdx(domain: number, freelist: number, pool: number, order: number): number {
     return allocFreelistIdx(this.state, domain, freelist, pool, order);
   }
   /**
    * vm_phys_free_pages on a page index, unvalidated.
-   * @internal
    */
   freeIdx(idx: number, pool: number, order: number): void {
     freeIdx(this.state, idx, pool, order);
   }
   /**
    * Physical address of a page index.
-   * @internal
    */
   paOf(idx: number): number {
     return paOf(this.state, idx);
