@@ -11,9 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { MemMapError, parseMemMap } from '../src/boot/memmap.js';
 import { firecrackerMap } from '../src/boot/ramspec.js';
 import { bootFromMap, subtractRanges } from '../src/boot/startup.js';
-import type { BootReport } from '../src/boot/timeline.js';
-import { runTimeline } from '../src/boot/timeline.js';
 import { dataPath } from '../src/cli/paths.js';
+import type { BootReport } from '../src/cli/timeline.js';
+import { runTimeline } from '../src/cli/timeline.js';
 import { Pool } from '../src/core/params.js';
 import { availPages, verify } from '../src/core/verify.js';
 

@@ -7,11 +7,25 @@ import { describe, test } from 'node:test';
 import { allocContig } from '../src/core/contig.js';
 import { VmPhysError } from '../src/core/errors.js';
 import { CTL } from '../src/core/layout.js';
+import { metaByte } from '../src/core/pages.js';
 import { arm64, Pool } from '../src/core/params.js';
+import { nextOf, nQueues, qAddTail, qCount, qHead, qRem, qTail } from '../src/core/queues.js';
+import { segFlind } from '../src/core/segments.js';
 import { restore, snapshot } from '../src/core/snapshot.js';
+import { qIndex } from '../src/core/state.js';
 import { physFree } from '../src/core/sysctl.js';
 import { availPages, verify } from '../src/core/verify.js';
 import { type StartupMode, VmPhys } from '../src/core/vmphys.js';
+
+/** Every queue's head (read through queues.ts). */
+function heads(vm: VmPhys): number[] {
+  return Array.from({ length: nQueues(vm.state) }, (_, q) => qHead(vm.state, q));
+}
+/** Every queue's head, tail and count. */
+function queueWords(vm: VmPhys): number[][] {
+  const s = vm.state;
+  return Array.from({ length: nQueues(s) }, (_, q) => [qHead(s, q), qTail(s, q), qCount(s, q)]);
+}
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -28,7 +42,8 @@ function machine(mode: StartupMode, ram = 128 * MiB, shared = false): VmPhys {
 
 function stateBytes(vm: VmPhys): string {
   // Bytes of every buffer, hashed cheaply but completely (FNV over all bytes).
-  const parts = [new Uint8Array(vm.c.buffer as ArrayBuffer), vm.p.meta, new Uint8Array(vm.p.linkBuffer as ArrayBuffer)];
+  const s = vm.state;
+  const parts = [new Uint8Array(s.c.buffer as ArrayBuffer), s.meta, new Uint8Array(s.link.buffer as ArrayBuffer)];
   let h = 0x811c9dc5;
   let n = 0;
   for (const p of parts) {
@@ -48,10 +63,7 @@ describe('segments and init', () => {
     vm.init();
     // No DMA32 list (less than 64 GiB above 4 GiB): [16M,4G) and [4G,5G) share DEFAULT and merge.
     assert.equal(vm.nsegs, 2);
-    assert.deepEqual(
-      [vm.segStart[0], vm.segEnd[0], vm.segStart[1], vm.segEnd[1]],
-      [0x100000, 16 * MiB, 16 * MiB, 5 * GiB],
-    );
+    assert.deepEqual([...vm.segRange(0), ...vm.segRange(1)], [0x100000, 16 * MiB, 16 * MiB, 5 * GiB]);
     assert.equal(vm.nfreelists, 2);
     assert.equal(vm.flindOf(0), 0);
     assert.equal(vm.flindOf(1), 0);
@@ -63,8 +75,8 @@ describe('segments and init', () => {
     vm.init();
     assert.equal(vm.nsegs, 2);
     assert.equal(vm.nfreelists, 2);
-    assert.equal(vm.segFlind[0], 1);
-    assert.equal(vm.segFlind[1], 0);
+    assert.equal(segFlind(vm.state, 0), 1);
+    assert.equal(segFlind(vm.state, 1), 0);
   });
   test('NUMA affinity splits segments and domain_match answers as FreeBSD', () => {
     const vm = new VmPhys({ shared: false });
@@ -73,7 +85,10 @@ describe('segments and init', () => {
     vm.addSeg(0x100000, 0x40000000);
     vm.init();
     assert.equal(vm.ndomains, 2);
-    assert.deepEqual(Array.from(vm.segDomain.subarray(0, vm.nsegs)), [0, 0, 1]);
+    assert.deepEqual(
+      Array.from({ length: vm.nsegs }, (_, i) => vm.segDomain(i)),
+      [0, 0, 1],
+    );
     assert.equal(vm.domainMatch(-1, 0x30000000, 0x30001000), 1);
     assert.equal(vm.domainMatch(1, 0, 0x20000000), 1); // inclusive end touches domain 1
     assert.equal(vm.domainMatch(-1, 0, 0x1000), 0);
@@ -106,9 +121,9 @@ describe('allocation and freeing', () => {
       }
       assert.equal(physFree(b), physFree(a));
       // Identical queues and page state (the stats words hold timings, which differ).
-      assert.deepEqual(b.p.meta, a.p.meta);
-      assert.deepEqual(b.p.link, a.p.link);
-      assert.deepEqual([b.c.qHead, b.c.qTail, b.c.qCount], [a.c.qHead, a.c.qTail, a.c.qCount]);
+      assert.deepEqual(b.state.meta, a.state.meta);
+      assert.deepEqual(b.state.link, a.state.link);
+      assert.deepEqual(queueWords(b), queueWords(a));
       verify(b);
     }
   });
@@ -133,7 +148,7 @@ describe('allocation and freeing', () => {
     assert.equal(a % (16 * MiB), 0, 'a max-order block head');
     const c = vm.counts();
     assert.equal(c.direct, 4095, 'the rest of the 4096-page block is split into DIRECT');
-    assert.ok(vm.c.stats[3] >= 4095, 'on-demand pages counted');
+    assert.ok(vm.state.c.stats[3] >= 4095, 'on-demand pages counted');
     verify(vm);
   });
   test('npages returns distinct pages and puts the unused tail back in the pool', () => {
@@ -233,7 +248,7 @@ describe('lazy start-up touches metadata in proportion to segments, not RAM', ()
     for (let i = 0; i < 8; i++) vm.addSeg(2 ** 40 + i * 2 ** 41, 2 ** 40 + i * 2 ** 41 + 128 * GiB - 0x3000);
     vm.init();
     vm.startup('lazy');
-    const initialised = vm.c.stats[0];
+    const initialised = vm.state.c.stats[0];
     assert.ok(initialised < 1000, `initialised ${initialised} pages at start-up`);
     assert.ok(vm.counts().total > 2 ** 28);
     const r = verify(vm, { deep: false });
@@ -241,7 +256,7 @@ describe('lazy start-up touches metadata in proportion to segments, not RAM', ()
     // The first allocation is served and finishes exactly one block.
     const a = vm.allocPages(0, Pool.DEFAULT, 0);
     assert.notEqual(a, null);
-    assert.ok(vm.c.stats[0] - initialised <= 4096);
+    assert.ok(vm.state.c.stats[0] - initialised <= 4096);
   });
 });
 
@@ -305,35 +320,36 @@ describe('verify catches corrupted state', () => {
       'a queue count off by one',
       '1',
       (vm) => {
-        const q = vm.qIndex(0, 0, Pool.DEFAULT, 0);
-        vm.c.qCount[q]++;
+        const q = qIndex(vm.state, 0, 0, Pool.DEFAULT, 0);
+        vm.state.q[vm.state.oCount + q]++;
       },
     ],
     [
       'a head with the wrong order',
       '2',
       (vm) => {
-        const q = vm.c.qHead.findIndex((h, i) => h >= 0 && i % 13 > 0);
-        const h = vm.c.qHead[q];
-        vm.p.meta[h] = (vm.p.meta[h] & 0xf0) | ((vm.p.meta[h] & 0x0f) - 1);
+        const q = heads(vm).findIndex((h, i) => h >= 0 && i % 13 > 0);
+        const h = qHead(vm.state, q);
+        const meta = vm.state.meta;
+        meta[h] = (meta[h] & 0xf0) | ((meta[h] & 0x0f) - 1);
       },
     ],
     [
       'a head with the wrong pool',
       '3',
       (vm) => {
-        const q = vm.c.qHead.findIndex((h) => h >= 0);
-        const h = vm.c.qHead[q];
-        vm.p.meta[h] ^= 0x30;
+        const q = heads(vm).findIndex((h) => h >= 0);
+        const h = qHead(vm.state, q);
+        vm.state.meta[h] ^= 0x30;
       },
     ],
     [
       'a broken back link',
       '1',
       (vm) => {
-        const q = vm.c.qHead.findIndex((h, i) => h >= 0 && vm.c.qCount[i] > 1);
-        const second = vm.nextOf(vm.c.qHead[q]);
-        vm.p.link[2 * second + 1] = -1;
+        const q = heads(vm).findIndex((h, i) => h >= 0 && qCount(vm.state, i) > 1);
+        const second = nextOf(vm.state, qHead(vm.state, q));
+        vm.state.link[2 * second + 1] = -1;
       },
     ],
     [
@@ -341,20 +357,20 @@ describe('verify catches corrupted state', () => {
       '2',
       (vm) => {
         const a = vm.allocPages(0, Pool.DEFAULT, 0) as number;
-        vm.p.meta[vm.paddrToPage(a)] = 0x80 | (1 << 4) | 0;
+        vm.state.meta[vm.paddrToPage(a)] = metaByte(Pool.DEFAULT, 0);
       },
     ],
     [
       'a lazy queue left after the drain',
       '11',
       (vm) => {
-        vm.c.ctl[CTL.INITDONE] = 1;
-        vm.c.ctl[CTL.DEFAULT_FREEPOOL] = Pool.DEFAULT;
-        const q = vm.qIndex(0, 0, Pool.DEFAULT, 12);
+        vm.state.c.ctl[CTL.INITDONE] = 1;
+        vm.state.c.ctl[CTL.DEFAULT_FREEPOOL] = Pool.DEFAULT;
+        const q = qIndex(vm.state, 0, 0, Pool.DEFAULT, 12);
         // Move one DEFAULT max block into the lazy queue by hand.
-        const h = vm.c.qHead[q];
-        vm.qRem(q, h);
-        vm.qAdd(vm.qIndex(0, 0, Pool.LAZYINIT, 12), h, 12, Pool.LAZYINIT, true);
+        const h = qHead(vm.state, q);
+        qRem(vm.state, q, h);
+        qAddTail(vm.state, qIndex(vm.state, 0, 0, Pool.LAZYINIT, 12), h, 12, Pool.LAZYINIT);
       },
     ],
   ];

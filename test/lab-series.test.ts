@@ -9,12 +9,13 @@ import { dirname, join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
+import { buildMachine } from '../src/boot/startup.js';
 import { physFree } from '../src/core/sysctl.js';
 import { fragStatsOf } from '../src/lab/fragmentation.js';
 import { fragStats } from '../src/lab/metrics.js';
 import { FragSeries } from '../src/lab/series.js';
 import { readTraceEvents, type TraceEvents } from '../src/trace/parse.js';
-import { buildMachine, TraceReplayer } from '../src/trace/replay.js';
+import { TraceReplayer } from '../src/trace/replay.js';
 
 function repoRoot(): string {
   let d = dirname(fileURLToPath(import.meta.url));

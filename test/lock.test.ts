@@ -12,14 +12,14 @@ import type { VmPhys } from '../src/core/vmphys.js';
 import { handleOf } from '../src/workers/attach.js';
 import { DomainLocks, SELF_ID, trackWorker } from '../src/workers/lock.js';
 import type { ProbeConfig } from '../src/workers/probe-worker.js';
-import { buildMachine } from '../src/workers/stress-run.js';
+import { stressMachine } from '../src/workers/stress-run.js';
 
 const PROBE = new URL('../src/workers/probe-worker.js', import.meta.url);
 
 function spawn(vm: VmPhys, cfg: Omit<ProbeConfig, 'handle'>): Worker {
   const h = handleOf(vm);
   const w = new Worker(PROBE, { workerData: { ...cfg, handle: h } });
-  trackWorker(h.sync, w, vm.c.locks);
+  trackWorker(h.sync, w, vm.state.c.locks);
   return w;
 }
 
@@ -32,7 +32,7 @@ function nextMessage<T>(w: Worker): Promise<T> {
 
 describe('DomainLocks', () => {
   test('lock/unlock on one thread; not reentrant; unlock by a non-owner is refused', () => {
-    const vm = buildMachine(64 * 1024 * 1024);
+    const vm = stressMachine(64 * 1024 * 1024);
     const L = new DomainLocks(vm, { deadlineMs: 200, pollMs: 5 });
     L.lock(0);
     assert.equal(L.owner(0), SELF_ID);
@@ -49,7 +49,7 @@ describe('DomainLocks', () => {
 
   for (const n of [2, 4]) {
     test(`mutual exclusion: ${n} workers increment a non-atomic counter under the lock`, async () => {
-      const vm = buildMachine(64 * 1024 * 1024);
+      const vm = stressMachine(64 * 1024 * 1024);
       const counter = new SharedArrayBuffer(8);
       const c = new Int32Array(counter);
       const rounds = 20000;
@@ -81,7 +81,7 @@ describe('fairness', () => {
   test('a waiter gets the lock from threads that re-take it back to back (hand-off)', {
     timeout: 180_000,
   }, async (t) => {
-    const vm = buildMachine(64 * 1024 * 1024);
+    const vm = stressMachine(64 * 1024 * 1024);
     const hogs = [spawn(vm, { action: 'hog', ms: 3_600_000 }), spawn(vm, { action: 'hog', ms: 3_600_000 })];
     try {
       await Promise.all(hogs.map((h) => nextMessage(h)));
@@ -104,7 +104,7 @@ describe('fairness', () => {
 describe('dead-owner detection', () => {
   for (const how of ['exit', 'throw', 'process-exit', 'terminate'] as const) {
     test(`a worker that dies holding the lock (${how}) → the waiting worker gets LockError`, async (t) => {
-      const vm = buildMachine(64 * 1024 * 1024);
+      const vm = stressMachine(64 * 1024 * 1024);
       const holder = spawn(vm, { action: 'hold', selfMark: how !== 'terminate' });
       holder.on('error', () => {}); // 'throw' is expected to surface as an error event
       assert.equal(((await nextMessage(holder)) as { type: string }).type, 'locked');
@@ -127,7 +127,7 @@ describe('dead-owner detection', () => {
   }
 
   test('the main thread as the waiter (normal and polite waiting) sees a dead worker owner too', async () => {
-    const vm = buildMachine(64 * 1024 * 1024);
+    const vm = stressMachine(64 * 1024 * 1024);
     const holder = spawn(vm, { action: 'hold' });
     await nextMessage(holder);
     const exited = once(holder, 'exit');
@@ -141,7 +141,7 @@ describe('dead-owner detection', () => {
   });
 
   test('an untracked owner that never releases: the deadline gives a LockError, not a hang', async (t) => {
-    const vm = buildMachine(64 * 1024 * 1024);
+    const vm = stressMachine(64 * 1024 * 1024);
     const h = handleOf(vm);
     const holder = new Worker(PROBE, { workerData: { action: 'hold', handle: h, selfMark: false } });
     await nextMessage(holder);

@@ -16,6 +16,7 @@ import fc from 'fast-check';
 import { allocContig } from '../src/core/contig.js';
 import { VmPhysError } from '../src/core/errors.js';
 import { arm64, Pool, type Profile } from '../src/core/params.js';
+import { segEndIdx, segOfIdx } from '../src/core/segments.js';
 import { availPages, verify } from '../src/core/verify.js';
 import { type StartupMode, VmPhys } from '../src/core/vmphys.js';
 
@@ -185,7 +186,7 @@ const MISUSES: Array<[string, string, (x: MisuseCtx) => (() => unknown) | null]>
     'ENOSEG',
     ({ vm }) =>
       () =>
-        vm.freePages(vm.segEnd[vm.nsegs - 1] + 0x100000, Pool.DEFAULT, 0),
+        vm.freePages(vm.segRange(vm.nsegs - 1)[1] + 0x100000, Pool.DEFAULT, 0),
   ],
   [
     'free of a free page',
@@ -215,7 +216,7 @@ const MISUSES: Array<[string, string, (x: MisuseCtx) => (() => unknown) | null]>
     'ENOSEG',
     ({ vm }) =>
       () =>
-        vm.unfreePage(vm.segEnd[vm.nsegs - 1] + 0x100000),
+        vm.unfreePage(vm.segRange(vm.nsegs - 1)[1] + 0x100000),
   ],
   [
     'a segment added after init',
@@ -300,9 +301,9 @@ function build(l: Layout, mode: StartupMode): VmPhys {
 function stateKey(vm: VmPhys): number {
   let h = 0x811c9dc5;
   for (const b of [
-    new Uint8Array(vm.c.buffer as ArrayBuffer),
-    vm.p.meta,
-    new Uint8Array(vm.p.linkBuffer as ArrayBuffer),
+    new Uint8Array(vm.state.c.buffer as ArrayBuffer),
+    vm.state.meta,
+    new Uint8Array(vm.state.link.buffer as ArrayBuffer),
   ])
     for (let i = 0; i < b.length; i++) h = Math.imul(h ^ b[i], 0x01000193);
   return h >>> 0;
@@ -319,8 +320,8 @@ function runModel(l: Layout, mode: StartupMode, cmds: Cmd[]): void {
   const take = (pa: number, pages: number) => {
     const idx = vm.paddrToPage(pa);
     assert.ok(idx >= 0, `handed-out page ${pa.toString(16)} lies outside every segment`);
-    const seg = vm.segOfIdx(idx);
-    assert.ok(idx + pages <= vm.segFirst[seg] + vm.segPages[seg], 'handed-out block leaves its segment');
+    const seg = segOfIdx(vm.state, idx);
+    assert.ok(idx + pages <= segEndIdx(vm.state, seg), 'handed-out block leaves its segment');
     for (let i = idx; i < idx + pages; i++) {
       assert.equal(heldBits[i], 0, `page ${vm.paOf(i).toString(16)} handed out twice`);
       heldBits[i] = 1;
@@ -384,7 +385,7 @@ function runModel(l: Layout, mode: StartupMode, cmds: Cmd[]): void {
         break;
       }
       case 'contig': {
-        const top = vm.segEnd[vm.nsegs - 1];
+        const top = vm.segRange(vm.nsegs - 1)[1];
         let lo = Math.floor((c.lo * top) / 4096) * 4096;
         let hi = Math.floor((c.hi * top) / 4096) * 4096;
         if (lo > hi) [lo, hi] = [hi, lo];
@@ -397,7 +398,7 @@ function runModel(l: Layout, mode: StartupMode, cmds: Cmd[]): void {
           assert.equal(pa % align, 0, 'contig aligned');
           if (bound)
             assert.equal(Math.floor(pa / bound), Math.floor((pa + c.n * 4096 - 1) / bound), 'contig within boundary');
-          assert.equal(vm.segDomain[vm.segOfPa(pa)], domain, 'contig in the requested domain');
+          assert.equal(vm.segDomain(vm.segOfPa(pa)), domain, 'contig in the requested domain');
           take(pa, c.n);
           live.push({ pa, pages: c.n, order: -1, pool: Pool.DEFAULT });
         }
@@ -405,8 +406,9 @@ function runModel(l: Layout, mode: StartupMode, cmds: Cmd[]): void {
       }
       case 'unfree': {
         const s = Math.min(vm.nsegs - 1, Math.floor(c.f * vm.nsegs));
-        const pages = vm.segPages[s];
-        const pa = vm.segStart[s] + Math.floor(((c.f * 977) % 1) * pages) * 4096;
+        const [segStart, segEnd] = vm.segRange(s);
+        const pages = (segEnd - segStart) / 4096;
+        const pa = segStart + Math.floor(((c.f * 977) % 1) * pages) * 4096;
         const idx = vm.paddrToPage(pa);
         const wasFree = heldBits[idx] === 0 && isAvail(vm, pa);
         const r = vm.unfreePage(pa);

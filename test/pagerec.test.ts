@@ -3,6 +3,7 @@
  * values field by field, bulk writer = per-page writer, buffer splitting, checked reads against an
  * allocator, user layouts and their JSON form, typed layout errors, worker attach, lazy reservation.
  */
+
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
@@ -21,6 +22,8 @@ import {
 } from '../src/core/pagerec/layout.js';
 import { PageRecords, type PageStateSource, RecordError } from '../src/core/pagerec/records.js';
 import { amd64, arm64, Pool } from '../src/core/params.js';
+import { orderAt, poolAt } from '../src/core/queues.js';
+import { segOfIdx } from '../src/core/segments.js';
 import { VmPhys } from '../src/core/vmphys.js';
 
 const PAGE = 4096;
@@ -336,19 +339,19 @@ describe('checked reads', () => {
     vm.init();
     vm.startup('eager');
     const src: PageStateSource = {
-      isInitialized: (i) => vm.p.meta[i] !== 0,
+      isInitialized: (i) => vm.state.meta[i] !== 0,
       paOf: (i) => vm.paOf(i),
-      segOfIdx: (i) => vm.segOfIdx(i),
-      poolAt: (i) => vm.poolAt(i),
-      orderAt: (i) => vm.orderAt(i),
+      segOfIdx: (i) => segOfIdx(vm.state, i),
+      poolAt: (i) => poolAt(vm.state, i),
+      orderAt: (i) => orderAt(vm.state, i),
     };
     const r = PageRecords.create(freebsdLayout(amd64), vm.totalPages, { shared: false });
-    r.initRange(0, vm.totalPages, vm.paOf(0), vm.segOfIdx(0), vm.nPool, vm.orderAt(vm.totalPages - 1));
+    r.initRange(0, vm.totalPages, vm.paOf(0), segOfIdx(vm.state, 0), vm.nPool, orderAt(vm.state, vm.totalPages - 1));
     r.setSource(src);
     for (let i = 0; i < vm.totalPages; i++) {
-      assert.equal(r.read(i, 'order'), vm.orderAt(i));
-      assert.equal(r.read(i, 'pool'), vm.poolAt(i));
-      assert.equal(r.read(i, 'segind'), vm.segOfIdx(i));
+      assert.equal(r.read(i, 'order'), orderAt(vm.state, i));
+      assert.equal(r.read(i, 'pool'), poolAt(vm.state, i));
+      assert.equal(r.read(i, 'segind'), segOfIdx(vm.state, i));
       assert.equal(r.read(i, 'phys_addr'), BigInt(vm.paOf(i)));
     }
   });

@@ -21,19 +21,11 @@ import {
   VmPhysIdxPeer,
 } from '../bench/peers/adapters.js';
 import { FifoBuddy } from '../bench/peers/fifo-buddy.js';
+import { buildMachine, FIRECRACKER_128G, type MachineMapLike, subtractRanges } from '../src/boot/startup.js';
 import { physFree } from '../src/core/sysctl.js';
 import { verify } from '../src/core/verify.js';
 import { parseTraceText } from '../src/trace/parse.js';
-import {
-  buildMachine,
-  FIRECRACKER_128G,
-  freePages,
-  type MachineMapLike,
-  PfnTable,
-  replayTrace,
-  subtractRanges,
-  TraceReplayer,
-} from '../src/trace/replay.js';
+import { freePages, PfnTable, replayTrace, TraceReplayer } from '../src/trace/replay.js';
 import { newResolvedEvents, R_ALLOC, R_FREE, R_LOST, R_SKIP, R_SPLIT, TraceResolver } from '../src/trace/resolve.js';
 
 function repoRoot(): string {
@@ -132,6 +124,7 @@ describe('replay of the small fixture (first 2000 lines of trace B)', () => {
     test(`${mode}: counts match the independent model; no failures; pages conserved; verify passes`, async () => {
       let held = -1;
       const rep = await replayTrace(FIXTURE, {
+        build: () => buildMachine(undefined, mode),
         mode,
         sampleEvery: 100,
         onDone: (vm, r) => {
@@ -165,10 +158,10 @@ describe('replay of the small fixture (first 2000 lines of trace B)', () => {
   }
 
   test('the same counts through the .gz and .xz fixtures, and with --limit', async () => {
-    const gz = await replayTrace(`${FIXTURE}.gz`, { verify: false });
+    const gz = await replayTrace(`${FIXTURE}.gz`, { build: () => buildMachine(), verify: false });
     assert.equal(gz.skippedFrees, expected.skipped);
     assert.equal(gz.heldPages, expected.held);
-    const lim = await replayTrace(FIXTURE, { limit: 500, verify: false });
+    const lim = await replayTrace(FIXTURE, { build: () => buildMachine(), limit: 500, verify: false });
     const m = model(lines.slice(0, 500));
     assert.equal(lim.events, 500);
     assert.equal(lim.skippedFrees, m.skipped);

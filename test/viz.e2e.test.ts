@@ -127,7 +127,7 @@ function startServer(args: string[]): Promise<{ url: string; child: ChildProcess
 
 /** Counters of a VmPhys that the page must show identically. */
 function libraryView(vm: VmPhys) {
-  const s = vm.c.stats;
+  const s = vm.state.c.stats;
   return {
     counts: vm.counts(),
     physFree: physFree(vm),

@@ -9,7 +9,10 @@ import { describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { StateError } from '../src/core/errors.js';
 import { CTL, lockIndex } from '../src/core/layout.js';
+import { handleIdx, handleOrder, lazyPut, lazyTake } from '../src/core/lazy.js';
+import { finishInit, metaOrder } from '../src/core/pages.js';
 import { Pool } from '../src/core/params.js';
+import { nQueues, qCount } from '../src/core/queues.js';
 import { physFree } from '../src/core/sysctl.js';
 import { verify } from '../src/core/verify.js';
 import { VmPhys } from '../src/core/vmphys.js';
@@ -19,7 +22,7 @@ import { DomainLocks, MB, trackWorker } from '../src/workers/lock.js';
 import { LockedVmPhys } from '../src/workers/locked.js';
 import { PcpuCache } from '../src/workers/pcpu.js';
 import { SchedProbe, type ThreadPriority } from '../src/workers/sched.js';
-import { buildMachine, checkHeld, runStress, type StressWorkerResult } from '../src/workers/stress-run.js';
+import { checkHeld, runStress, type StressWorkerResult, stressMachine } from '../src/workers/stress-run.js';
 
 const PROBE = new URL('../src/workers/probe-worker.js', import.meta.url);
 const MiB = 1024 * 1024;
@@ -30,13 +33,13 @@ function lazyTotal(vm: VmPhys): number {
 
 describe('attach', () => {
   test('a worker attached to the handle sees the same state, and its changes are ours', async () => {
-    const vm = buildMachine(256 * MiB);
+    const vm = stressMachine(256 * MiB);
     const a = vm.allocPages(0, Pool.DEFAULT, 3);
     assert.notEqual(a, null);
     const before = vm.counts();
     const h = handleOf(vm);
     const w = new Worker(PROBE, { workerData: { action: 'inspect', handle: h } });
-    trackWorker(h.sync, w, vm.c.locks);
+    trackWorker(h.sync, w, vm.state.c.locks);
     const exited = once(w, 'exit');
     const [m] = (await once(w, 'message')) as [{ text: string; counts: typeof before; pa: number }];
     await exited;
@@ -49,7 +52,7 @@ describe('attach', () => {
   });
 
   test('the worker sees exactly our vm.phys_free text', async () => {
-    const vm = buildMachine(128 * MiB);
+    const vm = stressMachine(128 * MiB);
     vm.allocPages(0, Pool.DIRECT, 5);
     const text = physFree(vm);
     const h = handleOf(vm);
@@ -59,7 +62,7 @@ describe('attach', () => {
   });
 
   test('attach in the same thread shares memory; handleOf refuses before init and unshared machines', () => {
-    const vm = buildMachine(64 * MiB);
+    const vm = stressMachine(64 * MiB);
     const twin = attach(handleOf(vm));
     const pa = twin.allocPages(0, Pool.DEFAULT, 0);
     assert.notEqual(pa, null);
@@ -77,14 +80,14 @@ describe('attach', () => {
 
 describe('LockedVmPhys', () => {
   test('find_range and unfree drain the domain with the lock dropped per block', () => {
-    const vm = buildMachine(512 * MiB);
+    const vm = stressMachine(512 * MiB);
     const L = new LockedVmPhys(vm);
     assert.ok(lazyTotal(vm) > 0);
     const total = vm.counts().total;
     const r = L.findRange(0, 0, 16, 0, 2 ** 40);
     assert.ok(r !== null);
     assert.equal(lazyTotal(vm), 0);
-    assert.equal(vm.c.ctl[CTL.INITDONE], 1);
+    assert.equal(vm.state.c.ctl[CTL.INITDONE], 1);
     assert.equal(vm.drained, false, 'only vm_phys_lazy_init moves vm_default_freepool');
     assert.equal(vm.counts().total, total);
     assert.equal(L.locks.acquires > 2, true);
@@ -95,7 +98,7 @@ describe('LockedVmPhys', () => {
   });
 
   test('every operation leaves the lock free, also when the core throws', () => {
-    const vm = buildMachine(64 * MiB);
+    const vm = stressMachine(64 * MiB);
     const L = new LockedVmPhys(vm);
     const pa = L.allocPages(0, Pool.DEFAULT, 2) as number;
     assert.throws(() => L.freePages(pa + 4096, Pool.DEFAULT, 2), /aligned/);
@@ -146,7 +149,7 @@ describe('two NUMA domains', () => {
   test('the drainer drains both domains, then finishes lazy init', async () => {
     const vm = twoDomains();
     const total = vm.counts().total;
-    const d = startDrainers(handleOf(vm), { count: 2, warmRounds: 5 }, vm.c.locks);
+    const d = startDrainers(handleOf(vm), { count: 2, warmRounds: 5 }, vm.state.c.locks);
     await d.done;
     assert.equal(vm.counts(0).lazyinit + vm.counts(1).lazyinit, 0);
     assert.equal(vm.drained, true);
@@ -157,15 +160,15 @@ describe('two NUMA domains', () => {
 
 describe('drainer', () => {
   test('one drainer worker empties the lazy pool, sets drained, same result as vm.drain()', async () => {
-    const vm = buildMachine(1024 * MiB);
-    const ref = buildMachine(1024 * MiB);
+    const vm = stressMachine(1024 * MiB);
+    const ref = stressMachine(1024 * MiB);
     ref.drain();
     const lazy = lazyTotal(vm);
-    const d = startDrainers(handleOf(vm), { count: 1, warmRounds: 5 }, vm.c.locks);
+    const d = startDrainers(handleOf(vm), { count: 1, warmRounds: 5 }, vm.state.c.locks);
     const [st] = await d.done;
     assert.equal(lazyTotal(vm), 0);
     assert.equal(vm.drained, true);
-    assert.equal(vm.c.ctl[CTL.INFLIGHT], 0);
+    assert.equal(vm.state.c.ctl[CTL.INFLIGHT], 0);
     assert.equal(st.pages, lazy);
     assert.equal(st.finished, true);
     assert.equal(physFree(vm), physFree(ref), 'the take/finish/put protocol drains like vm_phys_lazy_init');
@@ -179,10 +182,10 @@ describe('drainer', () => {
   });
 
   test('three parallel drainers over one domain drain disjoint blocks; nothing is lost', async () => {
-    const vm = buildMachine(2048 * MiB);
+    const vm = stressMachine(2048 * MiB);
     const total = vm.counts().total;
     const lazy = lazyTotal(vm);
-    const d = startDrainers(handleOf(vm), { count: 3, warmRounds: 5 }, vm.c.locks);
+    const d = startDrainers(handleOf(vm), { count: 3, warmRounds: 5 }, vm.state.c.locks);
     const sts = await d.done;
     assert.equal(
       sts.reduce((s, x) => s + x.pages, 0),
@@ -196,7 +199,7 @@ describe('drainer', () => {
   });
 
   test('the main thread drain path (LockedVmPhys.drain) also finishes lazy init', () => {
-    const vm = buildMachine(256 * MiB);
+    const vm = stressMachine(256 * MiB);
     const L = new LockedVmPhys(vm);
     const st = L.drain();
     assert.equal(st.finished, true);
@@ -210,15 +213,15 @@ describe('drainer', () => {
 
   test('batched holds (4 blocks each) drain exactly like vm.drain(), one hold per 4 blocks', () => {
     for (const mib of [256, 1024 + 24]) {
-      const vm = buildMachine(mib * MiB);
-      const ref = buildMachine(mib * MiB);
+      const vm = stressMachine(mib * MiB);
+      const ref = stressMachine(mib * MiB);
       ref.drain();
       const lazy = lazyTotal(vm);
       const st = drainAll(vm, new DomainLocks(vm), newDrainStats(), undefined, 0, { batch: 4 });
       assert.equal(st.finished, true);
       assert.equal(st.pages, lazy);
       assert.equal(st.holds, Math.ceil(st.blocks / 4) + 1);
-      assert.equal(vm.c.ctl[CTL.INFLIGHT], 0);
+      assert.equal(vm.state.c.ctl[CTL.INFLIGHT], 0);
       assert.equal(physFree(vm), physFree(ref), 'blocks are freed in the order they were taken');
       verify(vm, { heldPages: 0 });
     }
@@ -226,8 +229,8 @@ describe('drainer', () => {
 
   test('with yieldMs, the drainer naps after a hold only when others took the lock meanwhile', () => {
     for (const traffic of [false, true]) {
-      const vm = buildMachine(256 * MiB);
-      const ref = buildMachine(256 * MiB);
+      const vm = stressMachine(256 * MiB);
+      const ref = stressMachine(256 * MiB);
       ref.drain();
       const other = new DomainLocks(vm);
       // A stand-in for ThreadPriority: lower() runs right after each of the drainer's holds; with
@@ -260,11 +263,11 @@ describe('drainer', () => {
   });
 
   test('a posted drainer exchange is carried out by the next lock holder, exactly as the drainer would', () => {
-    const vm = buildMachine(256 * MiB);
-    const ref = buildMachine(256 * MiB);
+    const vm = stressMachine(256 * MiB);
+    const ref = stressMachine(256 * MiB);
     const L = new DomainLocks(vm);
     const R = new DomainLocks(ref);
-    const w = vm.c.locks;
+    const w = vm.state.c.locks;
     const i = lockIndex(vm.profile, 0);
     const taken: number[] = [];
     let rounds = 0;
@@ -284,10 +287,10 @@ describe('drainer', () => {
       assert.equal(Atomics.load(w, i + MB.STATE), MB.DONE);
       // The same exchange on the reference machine, directly.
       R.lock(0);
-      for (const r of taken) ref.lazyPut(0, (r - (r % 16)) / 16, r % 16);
+      for (const r of taken) lazyPut(ref.state, 0, handleIdx(r), handleOrder(r));
       const want: number[] = [];
       for (let j = 0; j < 3; j++) {
-        const r = ref.lazyTake(0);
+        const r = lazyTake(ref.state, 0);
         if (r < 0) break;
         want.push(r);
       }
@@ -298,16 +301,16 @@ describe('drainer', () => {
       Atomics.store(w, i + MB.STATE, MB.IDLE);
       assert.deepEqual(taken, want, `round ${rounds}`);
       for (const r of taken) {
-        vm.finishInit((r - (r % 16)) / 16, r % 16);
-        ref.finishInit((r - (r % 16)) / 16, r % 16);
+        finishInit(vm.state, handleIdx(r), handleOrder(r));
+        finishInit(ref.state, handleIdx(r), handleOrder(r));
       }
       rounds++;
       if (got === 0) break;
     }
     assert.equal(L.served, rounds);
     assert.ok(rounds > 2);
-    assert.equal(vm.c.ctl[CTL.INITDONE], 1);
-    assert.equal(vm.c.ctl[CTL.INFLIGHT], 0);
+    assert.equal(vm.state.c.ctl[CTL.INITDONE], 1);
+    assert.equal(vm.state.c.ctl[CTL.INFLIGHT], 0);
     assert.equal(physFree(vm), physFree(ref));
   });
 
@@ -320,7 +323,7 @@ describe('drainer', () => {
   });
 
   test('a drainer told to stop still frees the blocks it has in flight', () => {
-    const vm = buildMachine(512 * MiB);
+    const vm = stressMachine(512 * MiB);
     const total = vm.counts().total;
     const stop = new Int32Array(1);
     // A stand-in for ThreadPriority whose lower() (called after each hold) raises the stop flag
@@ -337,16 +340,16 @@ describe('drainer', () => {
     assert.equal(st.blocks, 3);
     assert.equal(st.holds, 2, 'one hold took 3 blocks, the next one only freed them');
     assert.equal(st.boost, 'raised');
-    assert.equal(vm.c.ctl[CTL.INFLIGHT], 0);
+    assert.equal(vm.state.c.ctl[CTL.INFLIGHT], 0);
     assert.equal(vm.counts().total, total);
-    assert.ok(lazyTotal(vm) > 0 && vm.c.ctl[CTL.INITDONE] === 0, 'the drain stopped early');
+    assert.ok(lazyTotal(vm) > 0 && vm.state.c.ctl[CTL.INITDONE] === 0, 'the drain stopped early');
     verify(vm, { heldPages: 0 });
   });
 });
 
 describe('per-CPU page caches', () => {
   test('alloc and free through the cache, then flush returns every page', () => {
-    const vm = buildMachine(256 * MiB);
+    const vm = stressMachine(256 * MiB);
     const start = vm.counts().total;
     const L = new LockedVmPhys(vm);
     const cache = new PcpuCache(L, { batch: 16 });
@@ -370,7 +373,7 @@ describe('per-CPU page caches', () => {
   });
 
   test('a free of a page that is not allocated is refused at once', () => {
-    const vm = buildMachine(64 * MiB);
+    const vm = stressMachine(64 * MiB);
     const cache = new PcpuCache(new LockedVmPhys(vm));
     const pa = vm.allocPages(0, Pool.DEFAULT, 0) as number;
     vm.freePages(pa, Pool.DEFAULT, 0);
@@ -378,13 +381,13 @@ describe('per-CPU page caches', () => {
   });
 
   test('the index API serves the same pages as the address API; bad domain and pool are refused', () => {
-    const vm = buildMachine(64 * MiB);
+    const vm = stressMachine(64 * MiB);
     const start = vm.counts().total;
     const cache = new PcpuCache(new LockedVmPhys(vm), { batch: 8 });
     const idx: number[] = [];
     for (let i = 0; i < 100; i++) idx.push(cache.allocIdx(0, Pool.DEFAULT));
     assert.equal(new Set(idx).size, 100);
-    for (const i of idx) assert.ok(i >= 0 && (vm.p.meta[i] & 15) === vm.nOrd, 'allocated in vm_phys');
+    for (const i of idx) assert.ok(i >= 0 && metaOrder(vm.state.meta[i]) === vm.nOrd, 'allocated in vm_phys');
     // Freed by index, allocated again by address: the LIFO stack hands the last page back.
     cache.freeIdx(idx[99], Pool.DEFAULT);
     assert.equal(cache.alloc(0, Pool.DEFAULT), vm.paOf(idx[99]));
@@ -442,8 +445,10 @@ describe('per-CPU page caches before start-up', () => {
   });
 });
 
-function snapshotCounts(vm: ReturnType<typeof buildMachine>): string {
-  return JSON.stringify(vm.counts()) + Array.from(vm.c.qCount).join(',');
+function snapshotCounts(vm: ReturnType<typeof stressMachine>): string {
+  return (
+    JSON.stringify(vm.counts()) + Array.from({ length: nQueues(vm.state) }, (_, q) => qCount(vm.state, q)).join(',')
+  );
 }
 
 describe('stress', () => {
@@ -458,11 +463,11 @@ describe('stress', () => {
     assert.equal(r.conservation.free + r.conservation.inFlight + r.conservation.held, r.conservation.total);
     assert.equal(r.vm.drained, true, 'the drainer finished vm_phys_lazy_init');
     assert.equal(r.vm.counts().lazyinit, 0);
-    assert.equal(r.vm.c.ctl[CTL.INFLIGHT], 0);
+    assert.equal(r.vm.state.c.ctl[CTL.INFLIGHT], 0);
   });
 
   test('the end-of-run checks catch a page held twice, a held page that is free, and a lost page', () => {
-    const vm = buildMachine(64 * MiB);
+    const vm = stressMachine(64 * MiB);
     const start = vm.counts().total;
     const a = vm.allocPages(0, Pool.DEFAULT, 2) as number;
     const b = vm.allocPages(0, Pool.DEFAULT, 0) as number;

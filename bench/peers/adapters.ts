@@ -4,10 +4,13 @@
  * per child process, so the driver's calls stay monomorphic.
  */
 import { MemPool } from '@thi.ng/malloc';
+import { buildMachine, type MachineMapLike } from '../../src/boot/startup.js';
+import { allocFreelistIdx, allocPagesIdx, freeIdx } from '../../src/core/buddy.js';
 import { FreeList, Pool } from '../../src/core/params.js';
+import { idxIn, segOfPa } from '../../src/core/segments.js';
 import type { VmPhys } from '../../src/core/vmphys.js';
 import { type TraceEvents, TraceFlag } from '../../src/trace/parse.js';
-import { buildMachine, type MachineMapLike, PIECE, TraceBook } from '../../src/trace/replay.js';
+import { PIECE, TraceBook } from '../../src/trace/replay.js';
 import { LockedVmPhys } from '../../src/workers/locked.js';
 import { PcpuCache } from '../../src/workers/pcpu.js';
 import { FreeStack } from './free-stack.js';
@@ -38,13 +41,13 @@ export class VmPhysIdxPeer implements PeerAllocator {
     this.nFl = vm.nFl;
   }
   alloc(order: number, pool: number, freelist: number): number {
-    if (freelist < 0) return this.vm.allocPagesIdx(0, pool, order);
+    if (freelist < 0) return allocPagesIdx(this.vm.state, 0, pool, order);
     return this.vm.flindOf(freelist) >= 0
-      ? this.vm.allocFreelistIdx(0, freelist, pool, order)
-      : this.vm.allocPagesIdx(0, pool, order);
+      ? allocFreelistIdx(this.vm.state, 0, freelist, pool, order)
+      : allocPagesIdx(this.vm.state, 0, pool, order);
   }
   free(handle: number, order: number, pool: number): void {
-    this.vm.freeIdx(handle, pool, order);
+    freeIdx(this.vm.state, handle, pool, order);
   }
 }
 
@@ -144,7 +147,7 @@ export class VmPhysPcpuPeer implements PeerAllocator {
       freelist >= 0 && this.locked.vm.flindOf(freelist) >= 0
         ? this.locked.allocFreelistPages(0, freelist, pool, order)
         : this.locked.allocPages(0, pool, order);
-    return pa === null ? -1 : this.locked.vm.idxIn(this.locked.vm.segOfPa(pa), pa);
+    return pa === null ? -1 : idxIn(this.locked.vm.state, segOfPa(this.locked.vm.state, pa), pa);
   }
   free(handle: number, order: number, pool: number): void {
     if (order === 0) this.cache.freeIdx(handle, pool);

@@ -11,9 +11,11 @@
  * child, a warm-up repetition is dropped and GC runs between repetitions.
  */
 import { fileURLToPath } from 'node:url';
+import { buildMachine } from '../../src/boot/startup.js';
+import { allocFreelistIdx, freePagesIdx } from '../../src/core/buddy.js';
 import { Pool } from '../../src/core/params.js';
+import { segOfIdx } from '../../src/core/segments.js';
 import type { VmPhys } from '../../src/core/vmphys.js';
-import { buildMachine } from '../../src/trace/replay.js';
 import { type Result, repeat, result, runChild, type Suite } from '../util.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -76,16 +78,16 @@ function lifoIndex(vm: VmPhys, pairs: number, hold: boolean): number {
   const nFl = vm.nFl;
   let held = -1;
   if (hold) {
-    for (let f = 0; held < 0 && f < nFl; f++) held = vm.allocFreelistIdx(0, f, Pool.DEFAULT, 0);
+    for (let f = 0; held < 0 && f < nFl; f++) held = allocFreelistIdx(vm.state, 0, f, Pool.DEFAULT, 0);
   }
   const t0 = performance.now();
   for (let i = 0; i < pairs; i++) {
-    let idx = vm.allocFreelistIdx(0, 0, Pool.DEFAULT, 0);
-    for (let f = 1; idx < 0 && f < nFl; f++) idx = vm.allocFreelistIdx(0, f, Pool.DEFAULT, 0);
-    vm.freePagesIdx(idx, Pool.DEFAULT, 0, vm.segOfIdx(idx));
+    let idx = allocFreelistIdx(vm.state, 0, 0, Pool.DEFAULT, 0);
+    for (let f = 1; idx < 0 && f < nFl; f++) idx = allocFreelistIdx(vm.state, 0, f, Pool.DEFAULT, 0);
+    freePagesIdx(vm.state, idx, Pool.DEFAULT, 0, segOfIdx(vm.state, idx));
   }
   const s = (performance.now() - t0) / 1000;
-  if (held >= 0) vm.freePagesIdx(held, Pool.DEFAULT, 0, vm.segOfIdx(held));
+  if (held >= 0) freePagesIdx(vm.state, held, Pool.DEFAULT, 0, segOfIdx(vm.state, held));
   return (2 * pairs) / s;
 }
 
@@ -152,8 +154,8 @@ function mixed(vm: VmPhys, n: number, publicApi: boolean): number {
         if (pa === null) continue;
         a = pa;
       } else {
-        a = vm.allocFreelistIdx(0, 0, pool, o);
-        for (let f = 1; a < 0 && f < nFl; f++) a = vm.allocFreelistIdx(0, f, pool, o);
+        a = allocFreelistIdx(vm.state, 0, 0, pool, o);
+        for (let f = 1; a < 0 && f < nFl; f++) a = allocFreelistIdx(vm.state, 0, f, pool, o);
         if (a < 0) continue;
       }
       addr[live] = a;
@@ -164,7 +166,7 @@ function mixed(vm: VmPhys, n: number, publicApi: boolean): number {
       const j = Math.floor(ops.pick[i] * live);
       const a = addr[j];
       if (publicApi) vm.freePages(a, pl[j], ord[j]);
-      else vm.freePagesIdx(a, pl[j], ord[j], vm.segOfIdx(a));
+      else freePagesIdx(vm.state, a, pl[j], ord[j], segOfIdx(vm.state, a));
       live--;
       addr[j] = addr[live];
       ord[j] = ord[live];
@@ -175,7 +177,7 @@ function mixed(vm: VmPhys, n: number, publicApi: boolean): number {
   // Give everything back so the next repetition starts from the same free state.
   for (let j = 0; j < live; j++) {
     if (publicApi) vm.freePages(addr[j], pl[j], ord[j]);
-    else vm.freePagesIdx(addr[j], pl[j], ord[j], vm.segOfIdx(addr[j]));
+    else freePagesIdx(vm.state, addr[j], pl[j], ord[j], segOfIdx(vm.state, addr[j]));
   }
   return n / s;
 }

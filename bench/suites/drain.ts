@@ -13,8 +13,8 @@
  * (the brief's figure) and a 16 GiB one (long enough that timer resolution does not matter).
  */
 import { fileURLToPath } from 'node:url';
+import { buildMachine, type MachineMapLike } from '../../src/boot/startup.js';
 import type { VmPhys } from '../../src/core/vmphys.js';
-import { buildMachine, type MachineMapLike } from '../../src/trace/replay.js';
 import { childSamples, type Result, result, runChild, type Suite, summarize } from '../util.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -37,11 +37,11 @@ function boot(gib: number): VmPhys {
 /** Child: bytes of page metadata the drain of a `gib` GiB lazy machine writes. */
 export function childDrainBytes(gib: number): { n: number; meta: number; link: number; pages: number } {
   const vm = boot(gib);
-  const meta0 = new Uint8Array(vm.p.metaBuffer).slice();
-  const link0 = new Int32Array(vm.p.linkBuffer).slice();
+  const meta0 = new Uint8Array(vm.state.meta.buffer).slice();
+  const link0 = new Int32Array(vm.state.link.buffer).slice();
   vm.drain();
-  const meta1 = new Uint8Array(vm.p.metaBuffer);
-  const link1 = new Int32Array(vm.p.linkBuffer);
+  const meta1 = new Uint8Array(vm.state.meta.buffer);
+  const link1 = new Int32Array(vm.state.link.buffer);
   let meta = 0;
   for (let i = 0; i < meta0.length; i++) if (meta0[i] !== meta1[i]) meta++;
   let link = 0;

@@ -13,10 +13,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildMachine } from '../../src/boot/startup.js';
 import { histogramSvg } from '../../src/cli/replay.js';
 import { amd64 } from '../../src/core/params.js';
 import { parseTrace, TraceFlag } from '../../src/trace/parse.js';
-import { buildMachine, type FreeHistogram, TraceReplayer } from '../../src/trace/replay.js';
+import { type FreeHistogram, TraceReplayer } from '../../src/trace/replay.js';
 import {
   newResolvedEvents,
   R_ALLOC,

@@ -11,7 +11,7 @@
 import { fileURLToPath } from 'node:url';
 import { firecrackerMap, sparseTerabyteMap } from '../../src/boot/ramspec.js';
 import { bootFromMap } from '../../src/boot/startup.js';
-import { type BootReport, runTimeline } from '../../src/boot/timeline.js';
+import { type BootReport, runTimeline } from '../../src/cli/timeline.js';
 import { Pool } from '../../src/core/params.js';
 import { type StartupMode, VmPhys } from '../../src/core/vmphys.js';
 import { gc, type Result, result, runChild, type Suite } from '../util.js';

@@ -14,13 +14,13 @@ import { DRAIN_BATCH, type DrainStats, startDrainers } from '../../src/workers/d
 import { SYNC, syncViews } from '../../src/workers/lock.js';
 import { SchedProbe } from '../../src/workers/sched.js';
 import {
-  buildMachine,
   cpuScaling,
   quantile,
   runStress,
   type StressOptions,
   type StressReport,
   sortedSamples,
+  stressMachine,
 } from '../../src/workers/stress-run.js';
 import { gc, type Result, result, type Suite } from '../util.js';
 
@@ -432,9 +432,9 @@ export const suite: Suite = {
     for (let i = 0; i < reps; i++) {
       for (const n of [1, 2]) {
         gc();
-        const vm = buildMachine(ram);
+        const vm = stressMachine(ram);
         const h = handleOf(vm);
-        const d = startDrainers(h, { count: n, waitGo: true, nice: 0, warmRounds: 30 }, vm.c.locks);
+        const d = startDrainers(h, { count: n, waitGo: true, nice: 0, warmRounds: 30 }, vm.state.c.locks);
         await d.ready;
         const i32 = syncViews(h.sync).i32;
         Atomics.store(i32, SYNC.GO, 1);

@@ -4,12 +4,14 @@
  * ranges); segments are the RAM ranges (vm_phys_add_seg cuts them at 16 MiB / 4 GiB / NUMA
  * boundaries); then init, the gap pages, the lazy or eager enqueue, and the blacklist (each
  * entry through vm_phys_unfree_page, which drains its domain first, as FreeBSD does).
- * Owned by boot; uses only the core's public API.
+ * Builds every machine the CLI, tests and benchmarks use (`buildMachine`, one Firecracker map
+ * builder in ramspec.ts). Owned by boot; uses only the core's public API.
  */
 import { hex } from '../core/errors.js';
 import { amd64, type Profile } from '../core/params.js';
 import { type StartupMode, VmPhys } from '../core/vmphys.js';
 import type { AffinityRange, MemMap, MemRange } from './memmap.js';
+import { firecrackerMap } from './ramspec.js';
 
 /** Options of a boot. */
 export interface BootOptions {
@@ -117,4 +119,39 @@ export function bootFromMap(map: MemMap, opts: BootOptions): BootResult {
     if (vm.unfreePage(page)) blacklisted.push(page);
   }
   return { vm, notes, blacklisted, availBytes };
+}
+
+/** A machine as plain ranges: RAM (→ segments), reserved (removed from phys_avail), NUMA affinity. */
+export interface MachineMapLike {
+  ram: MemRange[];
+  reserved?: MemRange[];
+  affinity?: AffinityRange[];
+}
+
+/** The traced VM of the replay: a 128 GiB Firecracker guest (its /proc/iomem System RAM). */
+export const FIRECRACKER_128G: MachineMapLike = Object.freeze(firecrackerMap(128 * 2 ** 30));
+
+/**
+ * A started VmPhys for a map (default FIRECRACKER_128G), booted as `bootFromMap` does: affinity
+ * first, one vm_phys_add_seg per RAM range, phys_avail = RAM minus reserved (only when reserved
+ * ranges are given; otherwise phys_avail = the segments), init and vm_page_startup in `mode`.
+ * Unshared unless `shared`. Throws the core's typed errors for a bad map.
+ */
+export function buildMachine(
+  map: MachineMapLike = FIRECRACKER_128G,
+  mode: StartupMode = 'lazy',
+  profile: Profile = amd64,
+  shared = false,
+): VmPhys {
+  const memmap = { format: 'json' as const, ram: map.ram, reserved: map.reserved ?? [], affinity: map.affinity ?? [] };
+  return bootFromMap(memmap, { mode, profile, shared }).vm;
+}
+
+/**
+ * The stress machine's map: Firecracker's low RAM, then one range [1 MiB, end) without the
+ * 32-bit MMIO gap (end is the RAM's end address, a multiple of 4 KiB above 1 MiB).
+ */
+export function flatFirecrackerMap(end: number): MachineMapLike {
+  const MiB = 2 ** 20;
+  return { ram: [firecrackerMap(2 * MiB).ram[0], { start: MiB, end }] };
 }

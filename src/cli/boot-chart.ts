@@ -3,8 +3,8 @@
  * against RAM (eager and lazy); always the drain timeline (lazy pages left over time since the
  * APs started). Panels are stacked in one SVG document. Built on svg.ts; owned by the boot CLI.
  */
-import type { BootReport } from '../boot/timeline.js';
 import { barChart, escapeXml, lineChart } from './svg.js';
+import type { BootReport } from './timeline.js';
 
 const W = 720;
 const H = 360;

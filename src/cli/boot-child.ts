@@ -7,9 +7,9 @@ import { readFileSync } from 'node:fs';
 import type { MemMap } from '../boot/memmap.js';
 import { parseMemMap } from '../boot/memmap.js';
 import { firecrackerMap, sparseTerabyteMap } from '../boot/ramspec.js';
-import { runTimeline, type TimelineOptions } from '../boot/timeline.js';
 import { UsageError } from '../core/errors.js';
 import { amd64, arm64, type Profile, profileByName } from '../core/params.js';
+import { runTimeline, type TimelineOptions } from './timeline.js';
 
 export interface BootJob extends Omit<TimelineOptions, 'progress'> {
   /** 'amd64', 'arm64' or 'auto' (arm64 when the map text has a UEFI memory map table). */

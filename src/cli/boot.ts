@@ -6,7 +6,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { BootReport } from '../boot/timeline.js';
 import { exclusive, parseArgs, UsageError } from './args.js';
 import type { BootJob } from './boot-child.js';
 import {
@@ -21,6 +20,8 @@ import {
   readMapFile,
 } from './common.js';
 import { DEFAULT_TRACE } from './paths.js';
+
+import type { BootReport } from './timeline.js';
 
 export { parseAddrs, parseRanges };
 
@@ -55,7 +56,7 @@ function fmtMs(n: number): string {
 async function runJob(job: BootJob, inProcess: boolean): Promise<BootReport> {
   if (inProcess) {
     const { jobMap } = await import('./boot-child.js');
-    const { runTimeline } = await import('../boot/timeline.js');
+    const { runTimeline } = await import('./timeline.js');
     const { jobProfile } = await import('./boot-child.js');
     const text = job.mapFile ? (await import('node:fs')).readFileSync(job.mapFile, 'utf8') : undefined;
     return runTimeline(jobMap(job), { ...job, profile: jobProfile(job.profileName, text), progress: undefined });

@@ -10,7 +10,8 @@
  */
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { FIRECRACKER_128G, type MachineMapLike, type ReplayReport, replayTrace } from '../trace/replay.js';
+import { buildMachine, FIRECRACKER_128G, type MachineMapLike } from '../boot/startup.js';
+import { type ReplayReport, replayTrace } from '../trace/replay.js';
 import { parseArgs, UsageError } from './args.js';
 import { CliFailure, checkWritable, intOption, ioMessage, readMapFile } from './common.js';
 import { lineChart } from './svg.js';
@@ -57,7 +58,13 @@ export async function main(args: string[]): Promise<number> {
     map = { ram: m.ram, reserved: m.reserved, affinity: m.affinity };
     mapName = basename(mapFile);
   }
-  const report = await replayTrace(file, { map, mapName, mode, limit, sampleEvery: sample });
+  const report = await replayTrace(file, {
+    build: () => buildMachine(map, mode),
+    mapName,
+    mode,
+    limit,
+    sampleEvery: sample,
+  });
   if (opts.flags.has('json')) process.stdout.write(`${JSON.stringify(report)}\n`);
   else process.stdout.write(formatReport(report));
   if (svg !== undefined) {

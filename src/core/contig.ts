@@ -1,11 +1,15 @@
 /**
  * Contiguous allocation: vm_phys_alloc_contig, vm_phys_find_queues_contig and
- * vm_phys_find_freelist_contig. Reads queues through VmPhys's decoded links (lazy runs included)
- * and claims blocks with its primitives; owns no state of its own.
+ * vm_phys_find_freelist_contig. Reads queues through queues.ts's decoded links (lazy runs
+ * included) and claims blocks with its primitives; owns no state of its own.
  */
 import { ConstraintError, hex, RangeArgError, StateError } from './errors.js';
 import { CTL } from './layout.js';
+import { finishInitOnDemand } from './pages.js';
 import { Pool } from './params.js';
+import { orderAt, poolAt, qAddHead, qHead, qNext, qRem } from './queues.js';
+import { pa, paOf, segDomain, segEndIdx, segFirst, segFlind, segOfIdx } from './segments.js';
+import { ndomains, type PhysState, qIndex } from './state.js';
 import type { VmPhys } from './vmphys.js';
 
 /** powerof2(x) as FreeBSD defines it: true for 0 too. */
@@ -44,40 +48,41 @@ export function allocContig(
   alignment: number,
   boundary: number,
 ): number | null {
-  if (vm.phase !== 2) throw new StateError('the allocator has not been started (call startup)');
-  if (!Number.isInteger(domain) || domain < 0 || domain >= vm.ndomains)
-    throw new RangeArgError('EDOMAIN', `domain ${domain} is outside 0..${vm.ndomains - 1}`);
+  const s = vm.state;
+  if (s.c.ctl[CTL.PHASE] !== 2) throw new StateError('the allocator has not been started (call startup)');
+  if (!Number.isInteger(domain) || domain < 0 || domain >= ndomains(s))
+    throw new RangeArgError('EDOMAIN', `domain ${domain} is outside 0..${ndomains(s) - 1}`);
   if (!Number.isSafeInteger(npages) || npages < 1)
     throw new RangeArgError('ENPAGES', `contig: npages ${npages} must be at least 1`);
   if (!powerOf2(alignment)) throw new ConstraintError(`contig: alignment ${hex(alignment)} is not a power of two`);
   if (!powerOf2(boundary)) throw new ConstraintError(`contig: boundary ${hex(boundary)} is not a power of two`);
   if (!(low >= 0) || !(high >= 0)) throw new RangeArgError('ERANGE', 'contig: low and high must be non-negative');
   if (low >= high) return null;
-  const size = npages * vm.pageSize;
+  const size = npages * s.pageSize;
   let queues = -1;
   let run = -1;
-  for (let s = vm.nsegs - 1; s >= 0; s--) {
-    if (vm.segStart[s] >= high || vm.segDomain[s] !== domain) continue;
-    if (low >= vm.segEnd[s]) break;
-    const paStart = Math.max(low, vm.segStart[s]);
-    const paEnd = Math.min(high, vm.segEnd[s]);
+  for (let seg = s.nsegs - 1; seg >= 0; seg--) {
+    if (s.segStart[seg] >= high || segDomain(s, seg) !== domain) continue;
+    if (low >= s.segEnd[seg]) break;
+    const paStart = Math.max(low, s.segStart[seg]);
+    const paEnd = Math.min(high, s.segEnd[seg]);
     if (paEnd - paStart < size) continue;
-    const q = vm.qIndex(domain, vm.segFlind[s], 0, 0);
+    const q = qIndex(s, domain, segFlind(s, seg), 0, 0);
     if (q === queues) continue;
     queues = q;
-    run = findQueuesContig(vm, q, npages, low, high, alignment, boundary);
+    run = findQueuesContig(s, q, npages, low, high, alignment, boundary);
     if (run >= 0) break;
   }
   if (run < 0) return null;
   // Claim the run: it is covered by whole free blocks, the last of which may overshoot.
-  const nOrd = vm.nOrd;
+  const nOrd = s.nOrd;
   let m = run;
   const end = run + npages;
   while (m < end) {
-    const oind = vm.orderAt(m);
-    const pool = vm.poolAt(m);
-    vm.qRem(queues + pool * nOrd + oind, m);
-    vm.finishInitOnDemand(m, oind);
+    const oind = orderAt(s, m);
+    const pool = poolAt(s, m);
+    qRem(s, queues + pool * nOrd + oind, m);
+    finishInitOnDemand(s, m, oind);
     m += 1 << oind;
   }
   // Give back the overshoot [end, m) to DEFAULT at the head (vm_phys_enq_range, tail = 0).
@@ -86,11 +91,11 @@ export function allocContig(
   const qDef = queues + Pool.DEFAULT * nOrd;
   while (left > 0) {
     const order = 31 - Math.clz32(left & -left);
-    vm.qAdd(qDef + order, idx, order, Pool.DEFAULT, false);
+    qAddHead(s, qDef + order, idx, order, Pool.DEFAULT);
     idx += 1 << order;
     left -= 1 << order;
   }
-  return vm.paOf(run);
+  return paOf(s, run);
 }
 
 /**
@@ -98,7 +103,7 @@ export function allocContig(
  * for requests above the maximum block size, runs of max-order blocks.
  */
 function findQueuesContig(
-  vm: VmPhys,
+  s: PhysState,
   queues: number,
   npages: number,
   low: number,
@@ -107,24 +112,23 @@ function findQueuesContig(
   boundary: number,
 ): number {
   const order = npages <= 1 ? 0 : 32 - Math.clz32(npages - 1); // flsl(npages - 1)
-  const size = npages * vm.pageSize;
-  const nOrd = vm.nOrd;
-  const dfp = vm.c.ctl[CTL.DEFAULT_FREEPOOL];
-  const head = vm.c.qHead;
+  const size = npages * s.pageSize;
+  const nOrd = s.nOrd;
+  const dfp = s.c.ctl[CTL.DEFAULT_FREEPOOL];
   for (let oind = order; oind < nOrd; oind++) {
-    for (let pind = dfp; pind < vm.nPool; pind++) {
+    for (let pind = dfp; pind < s.nPool; pind++) {
       const q = queues + pind * nOrd + oind;
       let seg = -1;
-      for (let m = head[q]; m >= 0; m = vm.qNext(q, m)) {
-        if (seg < 0 || m < vm.segFirst[seg] || m >= vm.segFirst[seg] + vm.segPages[seg]) seg = vm.segOfIdx(m);
-        const pa = vm.pa(m, seg);
-        if (low <= pa && pa + size <= high && addrOk(pa, size, alignment, boundary)) return m;
+      for (let m = qHead(s, q); m >= 0; m = qNext(s, q, m)) {
+        if (seg < 0 || m < segFirst(s, seg) || m >= segEndIdx(s, seg)) seg = segOfIdx(s, m);
+        const addr = pa(s, m, seg);
+        if (low <= addr && addr + size <= high && addrOk(addr, size, alignment, boundary)) return m;
       }
     }
   }
   if (order < nOrd) return -1;
-  for (let pind = dfp; pind < vm.nPool; pind++) {
-    const m = findFreelistContig(vm, queues + pind * nOrd + vm.maxOrder, npages, low, high, alignment, boundary);
+  for (let pind = dfp; pind < s.nPool; pind++) {
+    const m = findFreelistContig(s, queues + pind * nOrd + s.maxOrder, npages, low, high, alignment, boundary);
     if (m >= 0) return m;
   }
   return -1;
@@ -135,7 +139,7 @@ function findQueuesContig(
  * at an aligned block. Reads `order` only at max-block-aligned pages (lazy heads decode).
  */
 function findFreelistContig(
-  vm: VmPhys,
+  s: PhysState,
   q: number,
   npages: number,
   low: number,
@@ -143,26 +147,26 @@ function findFreelistContig(
   alignment: number,
   boundary: number,
 ): number {
-  const maxOrder = vm.maxOrder;
-  const cp = vm.chunkPages;
-  const size = npages * vm.pageSize;
-  const maxSize = cp * vm.pageSize;
-  for (let m = vm.c.qHead[q]; m >= 0; m = vm.qNext(q, m)) {
-    const seg = vm.segOfIdx(m);
-    const pa = vm.pa(m, seg);
-    const floor = Math.max(low, vm.segStart[seg]);
-    if (pa < floor) continue;
-    if (pa >= maxSize && pa - maxSize >= floor && vm.orderAt(m - cp) === maxOrder) continue;
-    const limit = Math.min(high, vm.segEnd[seg]);
+  const maxOrder = s.maxOrder;
+  const cp = s.chunkPages;
+  const size = npages * s.pageSize;
+  const maxSize = cp * s.pageSize;
+  for (let m = qHead(s, q); m >= 0; m = qNext(s, q, m)) {
+    const seg = segOfIdx(s, m);
+    const addr = pa(s, m, seg);
+    const floor = Math.max(low, s.segStart[seg]);
+    if (addr < floor) continue;
+    if (addr >= maxSize && addr - maxSize >= floor && orderAt(s, m - cp) === maxOrder) continue;
+    const limit = Math.min(high, s.segEnd[seg]);
     let ret = m;
-    let rpa = pa;
-    while (!addrOk(rpa, size, alignment, boundary) && rpa + size <= limit && vm.orderAt(ret + cp) === maxOrder) {
+    let rpa = addr;
+    while (!addrOk(rpa, size, alignment, boundary) && rpa + size <= limit && orderAt(s, ret + cp) === maxOrder) {
       ret += cp;
       rpa += maxSize;
     }
     if (rpa + size > limit) continue;
     let it = ret;
-    while (it < ret + npages && vm.orderAt(it) === maxOrder) it += cp;
+    while (it < ret + npages && orderAt(s, it) === maxOrder) it += cp;
     if (it < ret + npages) continue;
     return ret;
   }

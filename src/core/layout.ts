@@ -5,7 +5,8 @@
  *    `[domain][freelist][pool][order]`, the lazy-run table, the domain lock words and counters;
  *  - the page buffers (sized at `init`): one metadata byte and two 32-bit queue links per page.
  * Both are SharedArrayBuffers when sharing is on, so a worker can `attach` without copying.
- * Only this file knows offsets; `vmphys.ts` reads and writes through the typed views made here.
+ * Only this file knows offsets; the core modules read and write through the views made here (the
+ * queue words through state.ts's one Int32 view of the whole control buffer).
  */
 import type { Profile } from './params.js';
 
@@ -70,9 +71,15 @@ export interface ControlViews {
   readonly segs: Float64Array;
   readonly affinity: Float64Array; // start, end, domain triples
   readonly avail: Float64Array; // start, end pairs
-  readonly qHead: Int32Array;
-  readonly qTail: Int32Array;
-  readonly qCount: Int32Array;
+  /**
+   * Int32 word offsets, in `buffer`, of the queue heads, tails and counts (nQueues words each).
+   * They have no views of their own: queues.ts reads and writes them through one Int32 view of
+   * the whole buffer (PhysState.q), the single access path.
+   */
+  readonly oHead: number;
+  readonly oTail: number;
+  readonly oCount: number;
+  readonly nQueues: number;
   readonly runs: Int32Array;
   readonly maxRuns: number;
 }
@@ -81,7 +88,7 @@ export interface ControlViews {
 export interface PageViews {
   readonly metaBuffer: ArrayBufferLike;
   readonly linkBuffer: ArrayBufferLike;
-  /** State byte per page; 0 = never initialised. See `vmphys.ts` for the encoding. */
+  /** State byte per page; 0 = never initialised. See `pages.ts` for the encoding. */
   readonly meta: Uint8Array;
   /**
    * Queue links, interleaved so that a head's two links share a cache line and a page:
@@ -138,9 +145,10 @@ export function controlViews(p: Profile, buffer: ArrayBufferLike, maxRuns = DEFA
     segs: new Float64Array(buffer, o.segs, p.physSegMax * SEGF.SIZE),
     affinity: new Float64Array(buffer, o.affinity, p.physSegMax * 3),
     avail: new Float64Array(buffer, o.avail, p.physAvailMax * 2),
-    qHead: new Int32Array(buffer, o.qHead, q),
-    qTail: new Int32Array(buffer, o.qTail, q),
-    qCount: new Int32Array(buffer, o.qCount, q),
+    oHead: o.qHead >> 2,
+    oTail: o.qTail >> 2,
+    oCount: o.qCount >> 2,
+    nQueues: q,
     runs: new Int32Array(buffer, o.runs, maxRuns * RUNF.SIZE),
     maxRuns,
   };
@@ -149,8 +157,8 @@ export function controlViews(p: Profile, buffer: ArrayBufferLike, maxRuns = DEFA
 /** A fresh control buffer: queues empty (-1 heads), phase 0. */
 export function createControl(p: Profile, shared: boolean, maxRuns = DEFAULT_MAX_RUNS): ControlViews {
   const v = controlViews(p, alloc(controlSize(p, maxRuns).size, shared), maxRuns);
-  v.qHead.fill(-1);
-  v.qTail.fill(-1);
+  new Int32Array(v.buffer, v.oHead * 4, v.nQueues).fill(-1);
+  new Int32Array(v.buffer, v.oTail * 4, v.nQueues).fill(-1);
   v.ctl[CTL.MODE] = -1;
   v.ctl[CTL.PROFILE] = p.name === 'arm64' ? 1 : 0;
   v.ctl[CTL.SHARED] = shared ? 1 : 0;

@@ -60,10 +60,11 @@ function sparse(b: Uint8Array, out: Uint8Array[]): void {
  */
 export function snapshot(vm: VmPhys): Uint8Array {
   const parts: Uint8Array[] = [];
-  const control = new Uint8Array(vm.c.buffer as ArrayBuffer);
+  const s = vm.state;
+  const control = new Uint8Array(s.c.buffer as ArrayBuffer);
   parts.push(control.slice());
-  sparse(new Uint8Array(vm.p.metaBuffer as ArrayBuffer), parts);
-  sparse(new Uint8Array(vm.p.linkBuffer as ArrayBuffer), parts);
+  sparse(new Uint8Array(s.meta.buffer as ArrayBuffer), parts);
+  sparse(new Uint8Array(s.link.buffer as ArrayBuffer), parts);
   let size = HEADER;
   for (const p of parts) size += p.length;
   const out = new Uint8Array(size);
@@ -77,7 +78,7 @@ export function snapshot(vm: VmPhys): Uint8Array {
   dv.setUint32(8, VERSION, true);
   dv.setUint32(12, vm.profile.name === 'arm64' ? 1 : 0, true);
   dv.setUint32(16, control.length, true);
-  dv.setUint32(20, vm.c.maxRuns, true);
+  dv.setUint32(20, s.c.maxRuns, true);
   dv.setFloat64(24, vm.totalPages, true);
   dv.setUint32(32, fnv1a(out, HEADER), true);
   return out;

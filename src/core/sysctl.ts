@@ -1,8 +1,11 @@
 /**
  * The text of the vm.phys_free and vm.phys_segs sysctls (sysctl_vm_phys_free / _segs), byte for
- * byte as FreeBSD's sbuf formats build them. Read-only over VmPhys.
+ * byte as FreeBSD's sbuf formats build them. Read-only over the queues and segments.
  */
 import { hex } from './errors.js';
+import { qCount } from './queues.js';
+import { segDomain, segFlind } from './segments.js';
+import { qIndex } from './state.js';
 import type { VmPhys } from './vmphys.js';
 
 function pad(n: number, w: number): string {
@@ -11,6 +14,7 @@ function pad(n: number, w: number): string {
 
 /** vm.phys_free: per domain, per created free list, lcnt per order (high to low) per pool. */
 export function physFree(vm: VmPhys): string {
+  const s = vm.state;
   const parts: string[] = [];
   const kshift = vm.profile.pageShift - 10;
   for (let d = 0; d < vm.ndomains; d++) {
@@ -23,8 +27,7 @@ export function physFree(vm: VmPhys): string {
       parts.push('--\n');
       for (let o = vm.nOrd - 1; o >= 0; o--) {
         parts.push(`  ${pad(o, 2)} (${pad(2 ** (kshift + o), 6)}K)`);
-        for (let pool = 0; pool < vm.nPool; pool++)
-          parts.push(`  |  ${pad(vm.c.qCount[vm.qIndex(d, fl, pool, o)], 6)}`);
+        for (let pool = 0; pool < vm.nPool; pool++) parts.push(`  |  ${pad(qCount(s, qIndex(s, d, fl, pool, o)), 6)}`);
         parts.push('\n');
       }
     }
@@ -37,15 +40,16 @@ export function physFree(vm: VmPhys): string {
  * print a stable stand-in derived from (domain, flind) so equal planes print equal pointers.
  */
 export function physSegs(vm: VmPhys): string {
+  const s = vm.state;
   const parts: string[] = [];
-  for (let i = 0; i < vm.nsegs; i++) {
+  for (let i = 0; i < s.nsegs; i++) {
     // Above 2^53 a double cannot hold every address: the pointer is computed in BigInt.
-    const plane = 0xffffffff81a00000n + BigInt(vm.qIndex(vm.segDomain[i], vm.segFlind[i], 0, 0) * 24);
+    const plane = 0xffffffff81a00000n + BigInt(qIndex(s, segDomain(s, i), segFlind(s, i), 0, 0) * 24);
     parts.push(
       `\nSEGMENT ${i}:\n\n`,
-      `start:     ${hex(vm.segStart[i])}\n`,
-      `end:       ${hex(vm.segEnd[i])}\n`,
-      `domain:    ${vm.segDomain[i]}\n`,
+      `start:     ${hex(s.segStart[i])}\n`,
+      `end:       ${hex(s.segEnd[i])}\n`,
+      `domain:    ${segDomain(s, i)}\n`,
       `free list: 0x${plane.toString(16)}\n`,
     );
   }
@@ -54,14 +58,13 @@ export function physSegs(vm: VmPhys): string {
 
 /** The `segs` script command's block (golden README, "Output of segs"), without the END line. */
 export function segsSummary(vm: VmPhys): string {
+  const s = vm.state;
   const fl = [0, 1, 2].slice(0, vm.nFl).map((f) => vm.flindOf(f));
   const names = ['default', 'dma32', 'lowmem'];
   let head = `nsegs ${vm.nsegs} nfreelists ${vm.nfreelists}`;
   for (let f = 0; f < vm.nFl; f++) head += ` ${names[f]} ${fl[f]}`;
   const lines = [head];
   for (let i = 0; i < vm.nsegs; i++)
-    lines.push(
-      `seg ${i} ${hex(vm.segStart[i])} ${hex(vm.segEnd[i])} domain ${vm.segDomain[i]} flind ${vm.segFlind[i]}`,
-    );
+    lines.push(`seg ${i} ${hex(s.segStart[i])} ${hex(s.segEnd[i])} domain ${segDomain(s, i)} flind ${segFlind(s, i)}`);
   return `${lines.join('\n')}\n`;
 }

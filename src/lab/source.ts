@@ -6,6 +6,9 @@
  * decodes lazy-run links, it never materialises a chunk).
  */
 import { FreeList, type FreeListId, type Profile } from '../core/params.js';
+import { qCount, qHead, qNext } from '../core/queues.js';
+import { paOf, segDomain, segEndIdx, segFirst, segFlind } from '../core/segments.js';
+import { qIndex } from '../core/state.js';
 import type { VmPhys } from '../core/vmphys.js';
 
 /**
@@ -47,7 +50,8 @@ export function freeShape(vm: VmPhys): FreeShape {
 
 /** Free blocks (lcnt) on queue [domain][flind][pool][order]. Arguments must be in range. */
 export function blockCount(vm: VmPhys, domain: number, flind: number, pool: number, order: number): number {
-  return vm.c.qCount[vm.qIndex(domain, flind, pool, order)];
+  const s = vm.state;
+  return qCount(s, qIndex(s, domain, flind, pool, order));
 }
 
 /**
@@ -55,10 +59,10 @@ export function blockCount(vm: VmPhys, domain: number, flind: number, pool: numb
  * Allocates nothing (the series calls it per sample).
  */
 export function addCounts(vm: VmPhys, out: Float64Array, domain: number, flind: number, pool: number): void {
-  const q = vm.c.qCount;
-  const base = vm.qIndex(domain, flind, pool, 0);
-  const n = vm.nOrd;
-  for (let o = 0; o < n; o++) out[o] += q[base + o];
+  const s = vm.state;
+  const base = qIndex(s, domain, flind, pool, 0);
+  const n = s.nOrd;
+  for (let o = 0; o < n; o++) out[o] += qCount(s, base + o);
 }
 
 /**
@@ -72,13 +76,13 @@ export function forEachFreeBlock(
   fn: (domain: number, flind: number, pool: number, order: number, idx: number, pa: number) => void,
 ): void {
   if (vm.phase < 1) return;
-  const head = vm.c.qHead;
+  const s = vm.state;
   for (let d = 0; d < vm.ndomains; d++)
     for (let f = 0; f < vm.nfreelists; f++)
       for (let pool = 0; pool < vm.nPool; pool++)
         for (let o = 0; o < vm.nOrd; o++) {
-          const q = vm.qIndex(d, f, pool, o);
-          for (let m = head[q]; m >= 0; m = vm.qNext(q, m)) fn(d, f, pool, o, m, vm.paOf(m));
+          const q = qIndex(s, d, f, pool, o);
+          for (let m = qHead(s, q); m >= 0; m = qNext(s, q, m)) fn(d, f, pool, o, m, paOf(s, m));
         }
 }
 
@@ -93,8 +97,9 @@ export interface SegmentInfo {
 /** The allocator's segments in address order (empty before init). */
 export function segmentsOf(vm: VmPhys): SegmentInfo[] {
   const out: SegmentInfo[] = [];
-  for (let s = 0; s < vm.nsegs; s++)
-    out.push({ start: vm.segStart[s], end: vm.segEnd[s], domain: vm.segDomain[s], flind: vm.segFlind[s] });
+  const s = vm.state;
+  for (let i = 0; i < s.nsegs; i++)
+    out.push({ start: s.segStart[i], end: s.segEnd[i], domain: segDomain(s, i), flind: segFlind(s, i) });
   return out;
 }
 
@@ -138,6 +143,8 @@ export function defaultFreePool(vm: VmPhys): number {
 /** Pages of segments in (domain, flind): a zone is "populated" when this is > 0. */
 export function zonePages(vm: VmPhys, domain: number, flind: number): number {
   let n = 0;
-  for (let s = 0; s < vm.nsegs; s++) if (vm.segDomain[s] === domain && vm.segFlind[s] === flind) n += vm.segPages[s];
+  const s = vm.state;
+  for (let i = 0; i < s.nsegs; i++)
+    if (segDomain(s, i) === domain && segFlind(s, i) === flind) n += segEndIdx(s, i) - segFirst(s, i);
   return n;
 }

@@ -4,6 +4,10 @@
  * plus the cover filter that finds the block covering a free). Owned by the replay work
  * (issue 6); src/trace/resolve.ts and the benchmarks' peer adapters use it, nobody else edits it.
  */
+import { infoOrder, infoPiece } from './info.js';
+
+export { PIECE } from './info.js';
+
 const EMPTY = -1;
 /** log2 of the run of consecutive pfns kept in consecutive slots by the hash. */
 const HASH_RUN = 3;
@@ -13,8 +17,6 @@ const GRANULE = 16;
 const GRANULE_SHIFT = 4;
 /** Cover filter size (counters); granules alias every 2^15 × 16 pages (2 GiB). */
 const FILTER_MASK = (1 << 15) - 1;
-/** info bit of a table entry that is what remains of a split block. */
-export const PIECE = 1 << 14;
 /** pfns below this take the int32 fast paths. */
 const SMALL_PFN = 2 ** 31;
 /** pfns from here on are kept by `PfnHash` (the direct map takes the int32 pfns). */
@@ -109,11 +111,11 @@ export class PfnTable {
 
   /**
    * Insert a key that is not present (the caller checked with `find`) and return its slot.
-   * Contract: pfn is not already in the table; info & 15 is the block's order; 0 ≤ info < 2^30.
+   * Contract: pfn is not already in the table; infoOrder(info) is the block's order; 0 ≤ info < 2^30.
    */
   insert(pfn: number, addr: number, info: number): number {
     this.size++;
-    this.pages += 1 << (info & 15);
+    this.pages += 1 << infoOrder(info);
     if (pfn >= BIG_PFN) return BIG + this.big.insert(pfn, addr, info);
     const d = pfn >>> LEAF_SHIFT;
     if (d >= this.dir.length) this.growDir(d);
@@ -130,11 +132,11 @@ export class PfnTable {
   removeAt(s: number): void {
     this.size--;
     if (s >= BIG) {
-      this.pages -= 1 << (this.big.infoAt(s - BIG) & 15);
+      this.pages -= 1 << infoOrder(this.big.infoAt(s - BIG));
       this.big.removeAt(s - BIG);
       return;
     }
-    this.pages -= 1 << (this.cells[2 * s + 1] & 15);
+    this.pages -= 1 << infoOrder(this.cells[2 * s + 1]);
     this.cells[2 * s + 1] = 0;
     const pfn = this.keyAt(s);
     this.live[pfn >>> 5] &= ~(1 << (pfn & 31));
@@ -265,7 +267,7 @@ export class PfnHash {
 
   /**
    * Insert a key that is not present (the caller checked with `find`) and return its slot.
-   * Contract: pfn is not already in the table; info & 15 is the block's order.
+   * Contract: pfn is not already in the table; infoOrder(info) is the block's order.
    */
   insert(pfn: number, addr: number, info: number): number {
     if ((this.size + 1) * 2 > this.keys.length >> 1) this.grow();
@@ -277,7 +279,7 @@ export class PfnHash {
     this.vals[i * 4 + 2] = addr;
     this.vals[i * 4 + 3] = info;
     this.size++;
-    this.pages += 1 << (info & 15);
+    this.pages += 1 << infoOrder(info);
     return i;
   }
 
@@ -286,7 +288,7 @@ export class PfnHash {
     const keys = this.keys;
     const vals = this.vals;
     const mask = this.mask;
-    this.pages -= 1 << (vals[i * 4 + 3] & 15);
+    this.pages -= 1 << infoOrder(vals[i * 4 + 3]);
     this.size--;
     let j = i;
     for (;;) {
@@ -361,7 +363,7 @@ export class TraceBook {
   /** Record a new live block (p must not be live). */
   add(p: number, handle: number, info: number): void {
     this.table.insert(p, handle, info);
-    const o = info & 15;
+    const o = infoOrder(info);
     if (o > 0) {
       this.mark(p, o, 1);
       if (o > this.maxLive) this.maxLive = o;
@@ -370,7 +372,7 @@ export class TraceBook {
 
   /** Forget the block in slot s. */
   remove(s: number): void {
-    const o = this.table.infoAt(s) & 15;
+    const o = infoOrder(this.table.infoAt(s));
     if (o > 0) this.mark(this.table.keyAt(s), o, -1);
     this.table.removeAt(s);
   }
@@ -391,7 +393,7 @@ export class TraceBook {
       if (h === p) continue;
       const c = t.find(h);
       if (c >= 0) {
-        const ko = t.infoAt(c) & 15;
+        const ko = infoOrder(t.infoAt(c));
         return ko > o && p < h + 2 ** ko ? c : -1;
       }
     }
@@ -409,17 +411,16 @@ export class TraceBook {
     const h = t.keyAt(s);
     const a = t.addrAt(s);
     const info = t.infoAt(s);
-    const rest = (info & ~15) | PIECE;
     this.remove(s);
     let cur = h;
-    for (let k = (info & 15) - 1; k >= o; k--) {
+    for (let k = infoOrder(info) - 1; k >= o; k--) {
       const half = cur + 2 ** k;
       let piece: number;
       if (p >= half) {
         piece = cur;
         cur = half;
       } else piece = half;
-      this.add(piece, sameHandle ? a : a + (piece - h), rest | k);
+      this.add(piece, sameHandle ? a : a + (piece - h), infoPiece(info, k));
     }
     return sameHandle ? a : a + (p - h);
   }

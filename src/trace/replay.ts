@@ -1,7 +1,7 @@
 /**
  * Replaying a Linux page-allocator trace (see data/traces/README.md) through vmphys.
- * Owned by the replay work (issue 6); others call it through `replayTrace`, `TraceReplayer` and
- * `buildMachine`, and do not edit it.
+ * Others call it through `replayTrace` and `TraceReplayer`; it replays into a machine it is
+ * given (boot/startup.ts's `buildMachine` builds them) and knows nothing of memory maps.
  *
  * What a replay does: every traced allocation allocates a block of the same order from our
  * allocator, every traced free frees the matching part of what we allocated for it. We do not
@@ -41,10 +41,13 @@
  * exactly once, are ever freed). `replayTrace` times the two stages apart: `eventsPerSec` counts
  * the replay of resolved chunks, `parseSeconds` includes the resolving (`resolveSeconds`).
  */
-import { bootFromMap, subtractRanges } from '../boot/startup.js';
-import { amd64, FreeList, Pool, type Profile } from '../core/params.js';
+import { allocFreelistIdx, allocPagesIdx, freePagesIdx } from '../core/buddy.js';
+import { FreeList, Pool } from '../core/params.js';
+import { nQueues, qCount } from '../core/queues.js';
+import { segOfIdx } from '../core/segments.js';
+import type { PhysState } from '../core/state.js';
 import type { StartupMode, VmPhys } from '../core/vmphys.js';
-import { PIECE } from './book.js';
+import { infoIsPiece, infoOrder, infoPiece, infoPool, infoSeg, infoWord } from './info.js';
 import { type ParseTraceOptions, parseTrace, TraceFlag } from './parse.js';
 import {
   newResolvedEvents,
@@ -59,50 +62,8 @@ import {
   TraceResolver,
 } from './resolve.js';
 
-export { PfnHash, PfnTable, PIECE, TraceBook } from './book.js';
-
-/** A half-open physical address range [start, end). */
-export interface Range {
-  start: number;
-  end: number;
-}
-
-/** A machine: RAM ranges (→ segments), reserved ranges (removed from phys_avail), NUMA affinity. */
-export interface MachineMapLike {
-  ram: Range[];
-  reserved?: Range[];
-  affinity?: Array<Range & { domain: number }>;
-}
-
-/**
- * The traced VM: data/memmaps/firecracker-128g.iomem.txt's System RAM, page
- * aligned (iomem ends are inclusive: 0x9fbff → 0x9fc00 → 0x9f000).
- */
-export const FIRECRACKER_128G: MachineMapLike = Object.freeze({
-  ram: [
-    { start: 0x1000, end: 0x9f000 },
-    { start: 0x100000, end: 0xc0000000 },
-    { start: 0x100000000, end: 0x2040000000 },
-  ],
-});
-
-/**
- * A started, unshared VmPhys for a map (default FIRECRACKER_128G): affinity ranges first, one
- * vm_phys_add_seg per RAM range (rounded inward to pages), phys_avail = RAM minus reserved
- * (only when reserved ranges are given; otherwise phys_avail = the segments), then init and
- * vm_page_startup in `mode`. Throws the core's typed errors for a bad map.
- */
-export function buildMachine(
-  map: MachineMapLike = FIRECRACKER_128G,
-  mode: StartupMode = 'lazy',
-  profile: Profile = amd64,
-): VmPhys {
-  // The same vm_page_startup path as `vmphys boot` (src/boot/startup.ts).
-  const memmap = { format: 'json' as const, ram: map.ram, reserved: map.reserved ?? [], affinity: map.affinity ?? [] };
-  return bootFromMap(memmap, { mode, profile, shared: false }).vm;
-}
-
-export { subtractRanges };
+export { PfnHash, PfnTable, TraceBook } from './book.js';
+export { PIECE } from './info.js';
 
 /** The mapping of Linux requests onto vm_phys, as printed in reports. */
 export const REPLAY_MAPPING =
@@ -112,9 +73,6 @@ export const REPLAY_MAPPING =
   'domains on failure; frees map to the same offset inside the covering traced allocation ' +
   '(heads probed at pfn aligned down to each order up to the largest allocated, <= 12); ' +
   'uncovered frees are skipped';
-
-/** info bits 8..13 of a live block: its segment index. */
-const SEG_MASK = 63;
 
 /** The sampled free-block histogram: counts[s][order] = free blocks of that order (all pools). */
 export interface FreeHistogram {
@@ -170,6 +128,8 @@ export interface ReplayerOptions {
  */
 export class TraceReplayer {
   readonly vm: VmPhys;
+  /** The machine's state: the hot loop calls the buddy engine on it directly. */
+  private readonly phys: PhysState;
   /** Matches frees to allocations (the trace-side bookkeeping). */
   readonly resolver: TraceResolver;
   events = 0;
@@ -206,6 +166,7 @@ export class TraceReplayer {
 
   constructor(vm: VmPhys, opts: ReplayerOptions = {}) {
     this.vm = vm;
+    this.phys = vm.state;
     this.maxOrder = vm.maxOrder;
     this.resolver = new TraceResolver(vm.maxOrder, opts.tableCapacity);
     this.nOrd = vm.nOrd;
@@ -289,19 +250,19 @@ export class TraceReplayer {
       }
     }
     this.slotv[2 * s] = idx;
-    this.slotv[2 * s + 1] = o | (pool << 4) | (this.vm.segOfIdx(idx) << 8);
+    this.slotv[2 * s + 1] = infoWord(o, pool, segOfIdx(this.phys, idx));
     this.heldBlocks++;
     this.heldPages += 1 << o;
   }
 
   /** Page index of a new block in one domain, or -1. */
   private allocIn(d: number, pool: number, o: number, fl: number): number {
-    const vm = this.vm;
+    const s = this.phys;
     if ((fl & (TraceFlag.DMA32 | TraceFlag.DMA)) !== 0) {
-      if ((fl & TraceFlag.DMA) !== 0 && this.hasDma) return vm.allocFreelistIdx(d, this.dmaList, pool, o);
-      if ((fl & TraceFlag.DMA32) !== 0 && this.hasDma32) return vm.allocFreelistIdx(d, FreeList.DMA32, pool, o);
+      if ((fl & TraceFlag.DMA) !== 0 && this.hasDma) return allocFreelistIdx(s, d, this.dmaList, pool, o);
+      if ((fl & TraceFlag.DMA32) !== 0 && this.hasDma32) return allocFreelistIdx(s, d, FreeList.DMA32, pool, o);
     }
-    return vm.allocPagesIdx(d, pool, o);
+    return allocPagesIdx(s, d, pool, o);
   }
 
   /** A traced free of the whole block in slot s. */
@@ -315,7 +276,7 @@ export class TraceReplayer {
     }
     const info = this.slotv[2 * s + 1];
     this.matchedFrees++;
-    if ((info & PIECE) !== 0) this.splitFrees++;
+    if (infoIsPiece(info)) this.splitFrees++;
     this.release(s, idx, info);
   }
 
@@ -323,8 +284,8 @@ export class TraceReplayer {
   private release(s: number, idx: number, info: number): void {
     this.slotv[2 * s] = -1;
     this.heldBlocks--;
-    this.heldPages -= 1 << (info & 15);
-    this.vm.freePagesIdx(idx, (info >> 4) & 15, info & 15, (info >> 8) & SEG_MASK);
+    this.heldPages -= 1 << infoOrder(info);
+    freePagesIdx(this.phys, idx, infoPool(info), infoOrder(info), infoSeg(info));
   }
 
   /** Lost frees, too-large allocations and split frees. Returns the new aux cursor. */
@@ -358,13 +319,12 @@ export class TraceReplayer {
     const idx = this.slotv[2 * s];
     const info = this.slotv[2 * s + 1];
     const off = aux[ax++];
-    const rest = (info & ~15) | PIECE;
     this.slotv[2 * s] = -1;
     let a = ax;
-    splitPieces(info & 15, off, o, (pOff, pk) => {
+    splitPieces(infoOrder(info), off, o, (pOff, pk) => {
       const ps = aux[a++];
       this.slotv[2 * ps] = idx < 0 ? -1 : idx + pOff;
-      this.slotv[2 * ps + 1] = rest | pk;
+      this.slotv[2 * ps + 1] = infoPiece(info, pk);
     });
     if (idx < 0) {
       this.skippedFrees++;
@@ -372,9 +332,9 @@ export class TraceReplayer {
     }
     this.matchedFrees++;
     this.splitFrees++;
-    this.heldBlocks += (info & 15) - o - 1;
+    this.heldBlocks += infoOrder(info) - o - 1;
     this.heldPages -= 1 << o;
-    this.vm.freePagesIdx(idx + off, (info >> 4) & 15, o, (info >> 8) & SEG_MASK);
+    freePagesIdx(this.phys, idx + off, infoPool(info), o, infoSeg(info));
     return a;
   }
 
@@ -402,9 +362,9 @@ export class TraceReplayer {
     const base = this.nSamples * this.nOrd;
     const row = this.sampleCounts;
     row.fill(0, base, base + this.nOrd);
-    const q = this.vm.c.qCount;
+    const phys = this.phys;
     const n = this.nOrd;
-    for (let i = 0; i < q.length; i++) row[base + (i % n)] += q[i];
+    for (let i = 0; i < nQueues(phys); i++) row[base + (i % n)] += qCount(phys, i);
     this.sampleEvents[this.nSamples] = this.events;
     this.nSamples++;
     this.nextSample = this.events + this.sampleEvery;
@@ -462,7 +422,8 @@ export class TraceReplayer {
     if (c < 0) return null;
     const s = t.addrAt(c);
     const idx = 2 * s < this.slotv.length ? this.slotv[2 * s] : -1;
-    return idx < 0 ? null : { idx, order: this.slotv[2 * s + 1] & 15, pool: (this.slotv[2 * s + 1] >> 4) & 15 };
+    const info = this.slotv[2 * s + 1];
+    return idx < 0 ? null : { idx, order: infoOrder(info), pool: infoPool(info) };
   }
 
   /** Calls fn for every block of ours still held: page index, order, pool and its slot. */
@@ -470,18 +431,18 @@ export class TraceReplayer {
     const n = Math.min(this.slotHigh, this.slotv.length >> 1);
     for (let s = 0; s < n; s++) {
       const idx = this.slotv[2 * s];
-      if (idx >= 0) fn(idx, this.slotv[2 * s + 1] & 15, (this.slotv[2 * s + 1] >> 4) & 15, s);
+      if (idx >= 0) fn(idx, infoOrder(this.slotv[2 * s + 1]), infoPool(this.slotv[2 * s + 1]), s);
     }
   }
 }
 
 /** Options of `replayTrace`. */
 export interface ReplayOptions extends ReplayerOptions {
-  /** The machine: a memory map (default: the 128 GiB Firecracker map of the traced VM). */
-  map?: MachineMapLike;
+  /** Builds the started machine to replay into (timed as setupSeconds). */
+  build: () => VmPhys;
   /** Name of the map for the report (default 'firecracker-128g'). */
   mapName?: string;
-  /** Start-up mode (default lazy). */
+  /** Start-up mode the machine was built with, for the report (default lazy). */
   mode?: StartupMode;
   /** Stop after this many events. */
   limit?: number;
@@ -524,10 +485,10 @@ export interface ReplayReport extends ReplayCounts {
 
 /** Free pages of every pool, from the queue counts. */
 export function freePages(vm: VmPhys): number {
-  const q = vm.c.qCount;
+  const s = vm.state;
   const n = vm.nOrd;
   let total = 0;
-  for (let i = 0; i < q.length; i++) total += q[i] * 2 ** (i % n);
+  for (let i = 0; i < nQueues(s); i++) total += qCount(s, i) * 2 ** (i % n);
   return total;
 }
 
@@ -556,10 +517,10 @@ export async function verifyIfAvailable(vm: VmPhys, heldPages?: number): Promise
  * parsed chunk, the pfn table (live traced blocks) and the bounded histogram — not by the
  * trace's length. Parse errors propagate as TraceParseError.
  */
-export async function replayTrace(file: string, opts: ReplayOptions = {}): Promise<ReplayReport> {
+export async function replayTrace(file: string, opts: ReplayOptions): Promise<ReplayReport> {
   const mode = opts.mode ?? 'lazy';
   const t0 = performance.now();
-  const vm = buildMachine(opts.map, mode);
+  const vm = opts.build();
   const setupSeconds = (performance.now() - t0) / 1000;
   const replayer = new TraceReplayer(vm, opts);
   const freePagesBefore = freePages(vm);

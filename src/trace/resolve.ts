@@ -28,7 +28,8 @@
  *
  * Memory is bounded by the live traced blocks (table + slot stack), never by the trace length.
  */
-import { PIECE, TraceBook } from './book.js';
+import { TraceBook } from './book.js';
+import { infoOrder, PIECE } from './info.js';
 
 /** Kind codes of resolved events (low 3 bits), see the file comment. */
 export const R_SKIP = 0;
@@ -158,7 +159,7 @@ export class TraceResolver {
         kind[j] = k;
         slot[j] = sl;
       } else if (s >= 0) {
-        const ko = t.infoAt(s) & 15;
+        const ko = infoOrder(t.infoAt(s));
         if (ko === o) {
           const sl = t.addrAt(s);
           book.remove(s);
@@ -189,7 +190,7 @@ export class TraceResolver {
     const t = this.book.table;
     const h = t.keyAt(s);
     const sl = t.addrAt(s);
-    const K = t.infoAt(s) & 15;
+    const K = infoOrder(t.infoAt(s));
     this.book.remove(s);
     const off = p - h;
     this.push(off);

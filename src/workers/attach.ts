@@ -7,6 +7,7 @@ import { StateError } from '../core/errors.js';
 import { CTL, controlViews, pageViews } from '../core/layout.js';
 import { profileByName } from '../core/params.js';
 import { VmPhys } from '../core/vmphys.js';
+import './exchange.js';
 import { bindSync, syncOf } from './lock.js';
 
 /** Everything a thread needs to attach: buffers are shared, the rest are plain numbers. */
@@ -32,9 +33,11 @@ export interface SharedHandle {
  * Attach after `startup` (or run startup before any worker uses its attachment).
  */
 export function handleOf(vm: VmPhys): SharedHandle {
-  if (vm.c.ctl[CTL.PHASE] < 1) throw new StateError('handleOf: call init() before sharing the allocator');
-  const { buffer } = vm.c;
-  const { metaBuffer, linkBuffer } = vm.p;
+  const s = vm.state;
+  if (s.c.ctl[CTL.PHASE] < 1) throw new StateError('handleOf: call init() before sharing the allocator');
+  const { buffer } = s.c;
+  const metaBuffer = s.meta.buffer;
+  const linkBuffer = s.link.buffer;
   if (
     !(buffer instanceof SharedArrayBuffer) ||
     !(metaBuffer instanceof SharedArrayBuffer) ||
@@ -46,8 +49,8 @@ export function handleOf(vm: VmPhys): SharedHandle {
     control: buffer,
     meta: metaBuffer,
     link: linkBuffer,
-    totalPages: vm.c.ctl[CTL.TOTAL_PAGES],
-    maxRuns: vm.c.maxRuns,
+    totalPages: s.c.ctl[CTL.TOTAL_PAGES],
+    maxRuns: s.c.maxRuns,
     sync: syncOf(vm),
   };
 }

@@ -10,9 +10,13 @@ import { Worker } from 'node:worker_threads';
 import { allocContig } from '../core/contig.js';
 import { LockError } from '../core/errors.js';
 import { CTL, lockIndex } from '../core/layout.js';
-import { Pool, type Profile } from '../core/params.js';
+import { handleIdx, handleOrder, lazyHandle, lazyPut, lazyTake } from '../core/lazy.js';
+import { finishInit } from '../core/pages.js';
+import type { Profile } from '../core/params.js';
+import { nextLazyQueue, qHead, qNext } from '../core/queues.js';
 import { VmPhys } from '../core/vmphys.js';
 import type { SharedHandle } from './attach.js';
+import './exchange.js';
 import { DomainLocks, type LockOptions, MB, SYNC, syncViews, trackWorker } from './lock.js';
 import type { BoostState, SchedProbe, ThreadPriority } from './sched.js';
 
@@ -137,15 +141,15 @@ export function drainDomainLocked(
   stopIndex = 0,
   opts: DrainLoopOptions = {},
 ): void {
-  const ctl = vm.c.ctl;
-  const link = vm.p.link;
+  const s = vm.state;
+  const ctl = s.c.ctl;
+  const link = s.link;
   const k = Math.max(1, Math.floor(opts.batch ?? 1));
   const prio = opts.priority;
   const sched = opts.sched?.available ? opts.sched : undefined;
   if (prio !== undefined) st.boost = prio.state;
   if (sched !== undefined && st.preemptedHolds < 0) st.preemptedHolds = 0;
-  // idx * 16 + order of the blocks this drainer has in flight (a double: idx * 16 exceeds int32
-  // beyond 2^27 pages, i.e. machines over 512 GiB).
+  // The lazyHandle of each block this drainer has in flight.
   const held = new Float64Array(k);
   let n = 0;
   const yieldMs = Math.max(0, opts.yieldMs ?? 0);
@@ -178,13 +182,11 @@ export function drainDomainLocked(
     let got = 0;
     try {
       for (let i = 0; i < n; i++) {
-        const r = held[i];
-        const order = r % 16;
-        vm.lazyPut(domain, (r - order) / 16, order);
+        lazyPut(s, domain, handleIdx(held[i]), handleOrder(held[i]));
       }
       n = 0;
       for (; got < want; got++) {
-        const r = vm.lazyTake(domain);
+        const r = lazyTake(s, domain);
         if (r < 0) break;
         held[got] = r;
       }
@@ -213,9 +215,8 @@ export function drainDomainLocked(
     if (Atomics.compareExchange(w, mb + MB.STATE, MB.IDLE, MB.POSTING) !== MB.IDLE) return -1;
     const slots = mb + MB.SLOTS;
     for (let j = 0; j < n; j++) {
-      const order = held[j] % 16;
-      w[slots + 2 * j] = (held[j] - order) / 16;
-      w[slots + 2 * j + 1] = order;
+      w[slots + 2 * j] = handleIdx(held[j]);
+      w[slots + 2 * j + 1] = handleOrder(held[j]);
     }
     w[mb + MB.NPUT] = n;
     w[mb + MB.WANT] = want;
@@ -240,7 +241,7 @@ export function drainDomainLocked(
       Atomics.wait(w, mb + MB.STATE, state, 0.05);
     }
     const got = w[mb + MB.NGOT];
-    for (let j = 0; j < got; j++) held[j] = w[slots + 2 * j] * 16 + w[slots + 2 * j + 1];
+    for (let j = 0; j < got; j++) held[j] = lazyHandle(w[slots + 2 * j], w[slots + 2 * j + 1]);
     n = 0;
     Atomics.store(w, mb + MB.STATE, MB.IDLE);
     st.delegated++;
@@ -268,13 +269,12 @@ export function drainDomainLocked(
     if (got === 0) return;
     n = got;
     for (let i = 0; i < n; i++) {
-      const r = held[i];
-      const order = r % 16;
-      const idx = (r - order) / 16;
+      const order = handleOrder(held[i]);
+      const idx = handleIdx(held[i]);
       // Lock dropped: nobody else can reach this block. Initialise it, and fault in its head's
       // link page so that lazyPut under the lock does not take that page fault (see prefaultNext
       // for why a compare-exchange).
-      vm.finishInit(idx, order);
+      finishInit(s, idx, order);
       Atomics.compareExchange(link, 2 * idx, 0, 0);
       st.blocks++;
       st.pages += 1 << order;
@@ -315,24 +315,17 @@ function noteHold(st: DrainStats, us: number, preempted: boolean): void {
  * shootdown IPI per page; measured: ~2 per 16 MiB block drained, each stalling the workers).
  */
 function prefaultNext(vm: VmPhys, domain: number, count: number): void {
-  const ctl = vm.c.ctl;
-  const head = vm.c.qHead;
-  const { meta, link } = vm.p;
+  const s = vm.state;
+  const { meta, link } = s;
   const total = vm.totalPages;
   let left = count + 1; // one more than needed: the next hold's first block
-  for (let fl = 0; fl < vm.nFl; fl++) {
-    const flind = ctl[CTL.FL_TO_FLIND + fl];
-    if (flind < 0) continue;
-    const qbase = vm.qIndex(domain, flind, Pool.LAZYINIT, 0);
-    for (let o = 0; o < vm.nOrd; o++) {
-      const q = qbase + o;
-      let m = head[q];
-      while (m >= 0 && m < total) {
-        Atomics.compareExchange(meta, m, 0, 0);
-        Atomics.compareExchange(link, 2 * m, 0, 0);
-        if (--left === 0) return;
-        m = vm.qNext(q, m);
-      }
+  for (let q = nextLazyQueue(s, domain, -1); q >= 0; q = nextLazyQueue(s, domain, q)) {
+    let m = qHead(s, q);
+    while (m >= 0 && m < total) {
+      Atomics.compareExchange(meta, m, 0, 0);
+      Atomics.compareExchange(link, 2 * m, 0, 0);
+      if (--left === 0) return;
+      m = qNext(s, q, m);
     }
   }
 }
@@ -342,7 +335,7 @@ function prefaultNext(vm: VmPhys, domain: number, count: number): void {
  * (a drainer that died mid-block leaves its pages in flight for good).
  */
 export function waitInflight(vm: VmPhys, domain: number, deadlineMs = 30000): void {
-  const ctl = vm.c.ctl;
+  const ctl = vm.state.c.ctl;
   if (Atomics.load(ctl, CTL.INFLIGHT + domain) === 0) return;
   const start = now();
   const nap = new Int32Array(new SharedArrayBuffer(4));
@@ -368,7 +361,7 @@ export function drainAll(
   stopIndex = 0,
   opts: DrainLoopOptions = {},
 ): DrainStats {
-  const ctl = vm.c.ctl;
+  const ctl = vm.state.c.ctl;
   const t0 = now();
   Atomics.add(ctl, CTL.DRAINERS, 1);
   let left = -1;
@@ -592,9 +585,10 @@ function warmUpLike(like: VmPhys, rounds: number, drain: { loop: DrainLoopOption
   try {
     for (let i = 0; i < rounds; i++) {
       const vm = new VmPhys({ profile: like.profile });
-      const aff = like.c.affinity;
-      for (let a = 0; a < like.c.ctl[CTL.NAFFINITY]; a++) vm.addAffinity(aff[3 * a], aff[3 * a + 1], aff[3 * a + 2]);
-      for (let g = 0; g < like.nsegs; g++) vm.addSeg(like.segStart[g], like.segEnd[g]);
+      const aff = like.state.c.affinity;
+      for (let a = 0; a < like.state.c.ctl[CTL.NAFFINITY]; a++)
+        vm.addAffinity(aff[3 * a], aff[3 * a + 1], aff[3 * a + 2]);
+      for (let g = 0; g < like.nsegs; g++) vm.addSeg(...like.segRange(g));
       for (const [a, b] of like.availRanges()) vm.addAvail(a, b);
       vm.init();
       vm.startup('lazy');

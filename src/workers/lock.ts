@@ -33,11 +33,49 @@
  * Counters: acquisitions and contended acquisitions are counted per thread and published into
  * the sync buffer (per domain, Float64) under that domain's lock every 1024 acquisitions and on
  * `flushCounters()`, so the shared totals are exact once every thread has flushed.
+ *
+ * The lock knows nothing of the allocator: it needs the machine's control views (lock words,
+ * counters), which a registered resolver finds for a machine object, and serves the drainer's
+ * mailbox (MB) through the `LockMailbox` the resolver gives (workers/exchange.ts).
  */
 import { threadId, type Worker } from 'node:worker_threads';
 import { LockError } from '../core/errors.js';
+import type { ControlViews } from '../core/layout.js';
 import { CTL, lockIndex, STAT } from '../core/layout.js';
-import type { VmPhys } from '../core/vmphys.js';
+import type { Profile } from '../core/params.js';
+
+/**
+ * The server of the drainer's mailbox (MB): called by the lock holder on release when a request
+ * is posted; returns true if it carried one out.
+ */
+export interface LockMailbox {
+  serve(words: Int32Array, i: number, d: number): boolean;
+}
+
+/** What a lock set needs of the machine it guards: its control views, profile and mailbox server. */
+export interface LockHost {
+  readonly control: ControlViews;
+  readonly profile: Profile;
+  readonly mailbox: LockMailbox | null;
+}
+
+/** Finds the LockHost of a machine object (null: not a machine). */
+export type LockHostResolver = (machine: object) => LockHost | null;
+let resolveHost: LockHostResolver | null = null;
+
+/**
+ * Register how a machine object (a VmPhys) is resolved to what its locks need. The allocator's
+ * side does this when loaded (exchange.ts), so this file needs no knowledge of the allocator.
+ */
+export function setLockHostResolver(f: LockHostResolver): void {
+  resolveHost = f;
+}
+
+function hostOf(machine: object): LockHost {
+  const h = resolveHost === null ? null : resolveHost(machine);
+  if (h === null) throw new LockError('not an allocator: DomainLocks needs a VmPhys (import vmphys/workers)');
+  return h;
+}
 
 /** Layout of the sync buffer: Int32 words first, then Float64 words. */
 export const SYNC = {
@@ -87,19 +125,20 @@ const syncByControl = new WeakMap<object, SharedArrayBuffer>();
  * The sync buffer that belongs to an allocator's control buffer: created on first use in the
  * thread that owns the allocator, and registered by `attach` in workers (see attach.ts).
  */
-export function syncOf(vm: VmPhys): SharedArrayBuffer {
-  let s = syncByControl.get(vm.c.buffer);
+export function syncOf(vm: object): SharedArrayBuffer {
+  const key = hostOf(vm).control.buffer;
+  let s = syncByControl.get(key);
   if (s === undefined) {
     s = createSync();
-    syncByControl.set(vm.c.buffer, s);
+    syncByControl.set(key, s);
   }
   return s;
 }
 
 /** Register `sync` as the sync buffer of `vm` (used by attach). */
-export function bindSync(vm: VmPhys, sync: SharedArrayBuffer): void {
+export function bindSync(vm: object, sync: SharedArrayBuffer): void {
   syncViews(sync);
-  syncByControl.set(vm.c.buffer, sync);
+  syncByControl.set(hostOf(vm).control.buffer, sync);
 }
 
 /** This thread's owner id (Node threadId + 1: the main thread is 1). */
@@ -236,7 +275,8 @@ export class DomainLocks {
    */
   onPoliteWake: (() => void) | null = null;
   private readonly stride: number;
-  private readonly vm: VmPhys;
+  /** Serves the drainer's mailbox on release (null: requests wait for another thread). */
+  readonly mailbox: LockMailbox | null;
   /** Drainer requests this thread carried out while releasing a lock. */
   served = 0;
   private readonly stats: Float64Array;
@@ -246,16 +286,19 @@ export class DomainLocks {
   private readonly pendCont: Int32Array;
   private t0 = 0;
 
-  constructor(vm: VmPhys, opts: LockOptions = {}) {
-    this.vm = vm;
-    this.words = vm.c.locks;
-    this.stride = lockIndex(vm.profile, 1);
-    this.stats = vm.c.stats;
+  /** `vm`: the machine whose domain locks these are (a VmPhys). */
+  constructor(vm: object, opts: LockOptions = {}) {
+    const host = hostOf(vm);
+    const c = host.control;
+    this.mailbox = host.mailbox;
+    this.words = c.locks;
+    this.stride = lockIndex(host.profile, 1);
+    this.stats = c.stats;
     this.sync = syncOf(vm);
     const v = syncViews(this.sync);
     this.live = v.i32;
     this.shared = v.f64;
-    this.ndomains = Math.max(1, vm.c.ctl[CTL.NDOMAINS]);
+    this.ndomains = Math.max(1, c.ctl[CTL.NDOMAINS]);
     this.pendAcq = new Int32Array(this.ndomains);
     this.pendCont = new Int32Array(this.ndomains);
     this.spin = opts.spin ?? 128;
@@ -296,9 +339,9 @@ export class DomainLocks {
     const w = this.words;
     const o = Atomics.load(w, i); // only the owner changes the word while it is held
     if (o !== this.id) throw this.notOwner(d, o);
-    if (Atomics.load(w, i + MB.STATE) === MB.REQUESTED) {
+    if (Atomics.load(w, i + MB.STATE) === MB.REQUESTED && this.mailbox !== null) {
       try {
-        this.serveDrainer(d, i);
+        if (this.mailbox.serve(w, i, d)) this.served++;
       } catch (e) {
         this.release(i);
         throw e;
@@ -319,32 +362,6 @@ export class DomainLocks {
     }
     Atomics.store(w, i, 0);
     if (Atomics.load(w, i + 1) !== 0) Atomics.notify(w, i, 1);
-  }
-
-  /**
-   * Carry out a drainer's posted request (see MB) while holding domain d's lock: free the
-   * finished blocks into DEFAULT (lazyPut), take up to `want` lazy blocks (lazyTake), answer.
-   */
-  private serveDrainer(d: number, i: number): void {
-    const w = this.words;
-    if (Atomics.compareExchange(w, i + MB.STATE, MB.REQUESTED, MB.SERVING) !== MB.REQUESTED) return;
-    const vm = this.vm;
-    const s = i + MB.SLOTS;
-    const nput = w[i + MB.NPUT];
-    for (let j = 0; j < nput; j++) vm.lazyPut(d, w[s + 2 * j], w[s + 2 * j + 1]);
-    const want = Math.min(w[i + MB.WANT], MB.MAX);
-    let got = 0;
-    for (; got < want; got++) {
-      const r = vm.lazyTake(d);
-      if (r < 0) break;
-      const order = r % 16;
-      w[s + 2 * got] = (r - order) / 16;
-      w[s + 2 * got + 1] = order;
-    }
-    w[i + MB.NGOT] = got;
-    this.served++;
-    Atomics.store(w, i + MB.STATE, MB.DONE);
-    Atomics.notify(w, i + MB.STATE, 1);
   }
 
   /** Take every domain's lock in ascending order (the only multi-lock order allowed). */

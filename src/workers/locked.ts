@@ -11,8 +11,10 @@
 import { allocContig } from '../core/contig.js';
 import { DomainError } from '../core/errors.js';
 import { CTL } from '../core/layout.js';
+import { segDomain, segOfPa } from '../core/segments.js';
 import type { FoundRange, PoolCounts, VmPhys } from '../core/vmphys.js';
 import { type DrainStats, drainAll, drainDomainLocked, newDrainStats, waitInflight } from './drainer.js';
+import './exchange.js';
 import { DomainLocks, type LockOptions } from './lock.js';
 
 export class LockedVmPhys {
@@ -27,8 +29,9 @@ export class LockedVmPhys {
 
   /** The domain of a free's address (0 when pa lies outside every segment: the call throws anyway). */
   domainOfPa(pa: number): number {
-    const s = this.vm.segOfPa(pa);
-    return s < 0 ? 0 : this.vm.segDomain[s];
+    const st = this.vm.state;
+    const s = segOfPa(st, pa);
+    return s < 0 ? 0 : segDomain(st, s);
   }
 
   private dom(domain: number): number {
@@ -129,7 +132,7 @@ export class LockedVmPhys {
   /** vm_phys_unfree_page: drain pa's domain (lock dropped per block), then unfree under the lock. */
   unfreePage(pa: number): boolean {
     const d = this.domainOfPa(pa);
-    if (this.vm.segOfPa(pa) >= 0 && this.vm.c.ctl[CTL.PHASE] === 2) this.drainDomain(d);
+    if (segOfPa(this.vm.state, pa) >= 0 && this.vm.phase === 2) this.drainDomain(d);
     const L = this.locks;
     L.lock(d);
     try {
@@ -146,16 +149,16 @@ export class LockedVmPhys {
    */
   findRange(segind: number, domain: number, npages: number, low: number, high: number): FoundRange | null {
     const d = this.dom(domain);
-    if (this.vm.c.ctl[CTL.PHASE] === 2 && Atomics.load(this.vm.c.ctl, CTL.INITDONE + d) === 0) {
+    const st = this.vm.state;
+    if (this.vm.phase === 2 && Atomics.load(st.c.ctl, CTL.INITDONE + d) === 0) {
       // Only when a candidate segment exists (as FreeBSD): a cheap unlocked look at the segments.
       let candidate = false;
-      const vm = this.vm;
-      for (let s = Math.max(0, segind); s < vm.nsegs && !candidate; s++) {
-        if (vm.segDomain[s] !== d) continue;
-        if (vm.segStart[s] >= high) break;
-        const a = Math.max(low, vm.segStart[s]);
-        const b = Math.min(high, vm.segEnd[s]);
-        if (b - a >= npages * vm.pageSize) candidate = true;
+      for (let s = Math.max(0, segind); s < st.nsegs && !candidate; s++) {
+        if (segDomain(st, s) !== d) continue;
+        if (st.segStart[s] >= high) break;
+        const a = Math.max(low, st.segStart[s]);
+        const b = Math.min(high, st.segEnd[s]);
+        if (b - a >= npages * st.pageSize) candidate = true;
       }
       if (candidate) this.drainDomain(d);
     }
@@ -190,7 +193,7 @@ export class LockedVmPhys {
   /** Pages of lazy blocks drainers currently hold off the queues (all domains). */
   inflight(): number {
     let n = 0;
-    for (let d = 0; d < this.locks.ndomains; d++) n += Atomics.load(this.vm.c.ctl, CTL.INFLIGHT + d);
+    for (let d = 0; d < this.locks.ndomains; d++) n += Atomics.load(this.vm.state.c.ctl, CTL.INFLIGHT + d);
     return n;
   }
 }

@@ -8,9 +8,12 @@
  * allocated from vm_phys's point of view: conservation counts them as held until `flush()`.
  * Owned by the workers layer (src/workers/*).
  */
+
+import { allocNpagesIdx } from '../core/buddy.js';
 import { DomainError, DoubleFreeError, hex, PoolError, StateError } from '../core/errors.js';
+import { metaOrder } from '../core/pages.js';
 import { Pool } from '../core/params.js';
-import { M_ORDER } from '../core/vmphys.js';
+import { idxIn, paOf, segDomain, segOfIdx, segOfPa } from '../core/segments.js';
 import type { LockedVmPhys } from './locked.js';
 
 /** Cache sizing. */
@@ -57,7 +60,7 @@ export class PcpuCache {
   alloc(domain: number, pool: number): number {
     this.check(domain, pool);
     const idx = this.allocIdx(domain, pool);
-    return idx < 0 ? -1 : this.locked.vm.paOf(idx);
+    return idx < 0 ? -1 : paOf(this.locked.vm.state, idx);
   }
 
   /**
@@ -81,7 +84,7 @@ export class PcpuCache {
    */
   free(pa: number, pool: number): void {
     const vm = this.locked.vm;
-    const s = vm.segOfPa(pa);
+    const s = segOfPa(vm.state, pa);
     if (
       s < 0 ||
       pa % vm.pageSize !== 0 ||
@@ -93,7 +96,7 @@ export class PcpuCache {
       this.locked.freePages(pa, pool, 0); // throws the core's typed error
       return;
     }
-    this.freeIdx(vm.idxIn(s, pa), pool);
+    this.freeIdx(idxIn(vm.state, s, pa), pool);
   }
 
   /**
@@ -101,10 +104,11 @@ export class PcpuCache {
    * of a page still in this cache is caught when the batch reaches vm_phys (validated there).
    */
   freeIdx(idx: number, pool: number): void {
-    // vm.p is read per call: init() replaces the page views, and a cache may predate it.
-    const m = this.locked.vm.p.meta[idx];
-    if (m === 0 || (m & M_ORDER) !== this.nOrd) this.notAllocated(idx);
-    const d = this.ndomains === 1 ? 0 : this.locked.vm.segDomain[this.locked.vm.segOfIdx(idx)];
+    // The state's page views are read per call: init() replaces them, and a cache may predate it.
+    const s = this.locked.vm.state;
+    const m = s.meta[idx];
+    if (m === 0 || metaOrder(m) !== this.nOrd) this.notAllocated(idx);
+    const d = this.ndomains === 1 ? 0 : segDomain(s, segOfIdx(s, idx));
     const k = d * this.nPool + pool;
     let st = this.stacks[k];
     if (st.length === 0) st = this.stacks[k] = new Int32Array(this.capacity);
@@ -145,7 +149,7 @@ export class PcpuCache {
   }
 
   private notAllocated(idx: number): never {
-    throw new DoubleFreeError(`pcpu free: page ${hex(this.locked.vm.paOf(idx))} is not allocated`);
+    throw new DoubleFreeError(`pcpu free: page ${hex(paOf(this.locked.vm.state, idx))} is not allocated`);
   }
 
   private refill(domain: number, pool: number, k: number): number {
@@ -157,7 +161,7 @@ export class PcpuCache {
     L.lock(domain);
     let got: number;
     try {
-      got = vm.allocNpagesIdx(domain, pool, this.batch, st);
+      got = allocNpagesIdx(vm.state, domain, pool, this.batch, st);
     } finally {
       L.unlock(domain);
     }
@@ -175,7 +179,7 @@ export class PcpuCache {
       let c = this.counts[k];
       for (let i = 0; i < n; i++) {
         this.counts[k] = --c; // a page the core rejects is dropped, and its error propagates
-        vm.freePages(vm.paOf(st[c]), pool, 0);
+        vm.freePages(paOf(vm.state, st[c]), pool, 0);
       }
     } finally {
       L.unlock(d);

@@ -6,11 +6,13 @@
  * `verify()`, and that every held block can be freed again. Owned by the workers layer.
  */
 import { Worker } from 'node:worker_threads';
+import { buildMachine, flatFirecrackerMap } from '../boot/startup.js';
 import { hex } from '../core/errors.js';
 import { CTL } from '../core/layout.js';
 import { type Profile, profileByName } from '../core/params.js';
+import { nQueues, qHead, qNext } from '../core/queues.js';
 import { verify } from '../core/verify.js';
-import { VmPhys } from '../core/vmphys.js';
+import type { VmPhys } from '../core/vmphys.js';
 import { handleOf, type SharedHandle } from './attach.js';
 import { type DrainStats, startDrainers } from './drainer.js';
 import { createSync, DomainLocks, SYNC, syncViews, trackWorker } from './lock.js';
@@ -169,20 +171,15 @@ export interface StressReport {
   vm: VmPhys;
 }
 
-/** The stress machine: a Firecracker-like map, init, lazy startup. `ram` is the end address. */
-export function buildMachine(ram: number, profile: Profile | string = 'amd64'): VmPhys {
+/** The stress machine: Firecracker's low RAM and [1 MiB, ram), shared, lazy start-up. */
+export function stressMachine(ram: number, profile: Profile | string = 'amd64'): VmPhys {
   const p = typeof profile === 'string' ? profileByName(profile) : profile;
-  const vm = new VmPhys({ profile: p });
-  vm.addSeg(0x1000, 0x9f000);
-  vm.addSeg(0x100000, ram);
-  vm.init();
-  vm.startup('lazy');
-  return vm;
+  return buildMachine(flatFirecrackerMap(ram), 'lazy', p, true);
 }
 
 /** Write every 4 KiB page of the meta and link buffers once (values unchanged; single thread). */
 export function prefaultPages(vm: VmPhys): void {
-  const { meta, link } = vm.p;
+  const { meta, link } = vm.state;
   // A write (not a read) makes the page resident; writing back the value read changes nothing.
   for (let i = 0; i < meta.length; i += 4096) meta[i] |= 0;
   for (let i = 0; i < link.length; i += 1024) link[i] |= 0;
@@ -193,7 +190,7 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
   const nw = Math.max(1, Math.floor(o.workers));
   const ramBytes = o.ram ?? 1024 ** 3;
   const seed = (o.seed ?? 1) | 0;
-  const vm = buildMachine(ramBytes, o.profile ?? 'amd64');
+  const vm = stressMachine(ramBytes, o.profile ?? 'amd64');
   if (o.prefault) prefaultPages(vm);
   const startTotal = vm.counts().total;
   const h = handleOf(vm);
@@ -229,7 +226,7 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
       warmRounds: o.warmRounds ?? 0,
     };
     const w = new Worker(new URL('./stress-worker.js', import.meta.url), { workerData: cfg });
-    trackWorker(h.sync, w, vm.c.locks);
+    trackWorker(h.sync, w, vm.state.c.locks);
     workers.push(w);
     let readyFn: () => void = () => {};
     readies.push(new Promise<void>((r) => (readyFn = r)));
@@ -263,7 +260,7 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
           holdNice: o.drainerHoldNice,
           batch: o.drainerBatch,
         },
-        vm.c.locks,
+        vm.state.c.locks,
       )
     : null;
   let noiseDone: Promise<void> | null = null;
@@ -327,7 +324,7 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
   }
   const free = vm.counts().total;
   let inFlight = 0;
-  for (let d = 0; d < vm.ndomains; d++) inFlight += vm.c.ctl[CTL.INFLIGHT + d];
+  for (let d = 0; d < vm.ndomains; d++) inFlight += vm.state.c.ctl[CTL.INFLIGHT + d];
   const conservation: Conservation = {
     free,
     inFlight,
@@ -396,9 +393,10 @@ export function checkHeld(vm: VmPhys, results: StressWorkerResult[], startTotal:
     }
   }
   // No held page lies inside a free block.
-  for (let q = 0; q < vm.c.qHead.length; q++) {
+  const s = vm.state;
+  for (let q = 0; q < nQueues(s); q++) {
     const order = q % vm.nOrd;
-    for (let m = vm.c.qHead[q]; m >= 0; m = vm.qNext(q, m)) {
+    for (let m = qHead(s, q); m >= 0; m = qNext(s, q, m)) {
       for (let k = m; k < m + (1 << order); k++)
         if (owner[k] !== 0) {
           violations.push(

@@ -114,7 +114,7 @@ function stress(cfg: StressWorkerConfig, env: StressEnv): StressWorkerResult {
   const cache = env.cache;
   const vm = locked.vm;
   const sync = syncViews(cfg.handle.sync).i32;
-  const ctl = vm.c.ctl;
+  const ctl = vm.state.c.ctl;
   const cap = cfg.cap;
   const addrs = new Float64Array(cap);
   const npg = new Int32Array(cap);

@@ -6,7 +6,11 @@
 // Owned by the viz work (issue 8).
 import { hex } from '../../src/core/errors.js';
 import { CTL, controlViews, pageViews, STAT } from '../../src/core/layout.js';
+import { metaOrder, metaPool } from '../../src/core/pages.js';
 import { profileByName } from '../../src/core/params.js';
+import { isImplicitHead, nQueues, qCount } from '../../src/core/queues.js';
+import { segEndIdx, segFirst, segFlind, segOfIdx } from '../../src/core/segments.js';
+import { qIndex } from '../../src/core/state.js';
 import { physFree } from '../../src/core/sysctl.js';
 import { type PoolCounts, type StartupMode, VmPhys } from '../../src/core/vmphys.js';
 import { FreeChart, ORDER_COLORS } from './chart.js';
@@ -223,10 +227,11 @@ function drawBoundaries(): void {
   ctx.font = '600 10px ui-monospace, "DejaVu Sans Mono", monospace';
   ctx.textBaseline = 'top';
   for (let s = 0; s < m.nsegs; s++) {
-    const p = m.segFirst[s];
+    const p = segFirst(m.state, s);
     const c = Math.floor((p - viewStart) / cp);
     if (c < 0 || c >= cells) continue;
-    const flChange = s === 0 || m.segFlind[s] !== m.segFlind[s - 1] || m.segDomain[s] !== m.segDomain[s - 1];
+    const flChange =
+      s === 0 || segFlind(m.state, s) !== segFlind(m.state, s - 1) || m.segDomain(s) !== m.segDomain(s - 1);
     const color = flChange ? FL_LINE : SEG_LINE;
     const x = (c % cols) * sw;
     const y = Math.floor(c / cols) * sh;
@@ -241,7 +246,7 @@ function drawBoundaries(): void {
       ctx.lineTo(W, y);
       ctx.stroke();
     }
-    const label = `S${s}${flChange ? ` ${flName(m.segFlind[s])}` : ''}`;
+    const label = `S${s}${flChange ? ` ${flName(segFlind(m.state, s))}` : ''}`;
     const tw = ctx.measureText(label).width + 6;
     const tx = Math.min(W - tw, x + 2);
     const ty = y + sh + 2 > H - 13 ? Math.max(0, y - 14) : y + 2;
@@ -272,7 +277,7 @@ function updateViewInfo(): void {
 // ------------------------------------------------------------------ counters
 
 function stat(i: number): number {
-  return (vm as VmPhys).c.stats[i];
+  return (vm as VmPhys).state.c.stats[i];
 }
 
 function updateCounters(): void {
@@ -347,7 +352,7 @@ function updatePhysFree(): void {
     for (let f = 0; f < nfl; f++)
       for (let p = 0; p < m.nPool; p++) {
         let v = 0;
-        for (let d = 0; d < m.ndomains; d++) v += m.c.qCount[m.qIndex(d, f, p, o)];
+        for (let d = 0; d < m.ndomains; d++) v += qCount(m.state, qIndex(m.state, d, f, p, o));
         body += `<td${v === 0 ? ' class="z"' : ''}>${fmt(v)}</td>`;
       }
     body += '</tr>';
@@ -359,17 +364,15 @@ function updatePhysFree(): void {
 function freeBlocksPerOrder(): Float64Array {
   const m = vm as VmPhys;
   const out = new Float64Array(NORDERS);
-  const q = m.c.qCount;
-  for (let i = 0; i < q.length; i++) out[i % m.nOrd] += q[i];
+  for (let i = 0; i < nQueues(m.state); i++) out[i % m.nOrd] += qCount(m.state, i);
   return out;
 }
 
 /** Free blocks in the LAZYINIT pool, all orders, lists and domains. */
 function lazyBlocks(): number {
   const m = vm as VmPhys;
-  const q = m.c.qCount;
   let n = 0;
-  for (let i = 0; i < q.length; i++) if (Math.floor(i / m.nOrd) % m.nPool === 0) n += q[i];
+  for (let i = 0; i < nQueues(m.state); i++) if (Math.floor(i / m.nOrd) % m.nPool === 0) n += qCount(m.state, i);
   return n;
 }
 
@@ -425,17 +428,18 @@ function buildSegments(): void {
   const m = vm as VmPhys;
   const chips: string[] = [];
   for (let s = 0; s < m.nsegs; s++) {
-    const size = m.segEnd[s] - m.segStart[s];
+    const [segStart, segEnd] = m.segRange(s);
+    const size = segEnd - segStart;
     chips.push(
-      `<span class="chip" data-seg="${s}"><b>S${s}</b> ${hex(m.segStart[s])}–${hex(m.segEnd[s])} · ${bytes(size)} · ` +
-        `${flName(m.segFlind[s])}${m.ndomains > 1 ? ` · domain ${m.segDomain[s]}` : ''}</span>`,
+      `<span class="chip" data-seg="${s}"><b>S${s}</b> ${hex(segStart)}–${hex(segEnd)} · ${bytes(size)} · ` +
+        `${flName(segFlind(m.state, s))}${m.ndomains > 1 ? ` · domain ${m.segDomain(s)}` : ''}</span>`,
     );
   }
   $('segments').innerHTML = chips.join('');
   for (const el of Array.from(document.querySelectorAll<HTMLElement>('.chip'))) {
     el.onclick = () => {
       const s = Number(el.dataset.seg);
-      setView(Math.max(MIN_SPAN, m.segPages[s]), m.segFirst[s], 0);
+      setView(Math.max(MIN_SPAN, segEndIdx(m.state, s) - segFirst(m.state, s)), segFirst(m.state, s), 0);
     };
   }
 }
@@ -459,17 +463,17 @@ function hover(x: number, y: number): void {
     return;
   }
   const last = Math.min(n, page + 2 ** layout.k) - 1;
-  const s = m.segOfIdx(page);
+  const s = segOfIdx(m.state, page);
   const cat = model.cellCat[cell] ?? Cat.NONE;
   let text =
     `pages ${fmt(page)}${last > page ? `–${fmt(last)}` : ''} · ${hex(m.paOf(page))}` +
-    `${last > page ? `–${hex(m.paOf(last) + m.pageSize)}` : ''} · S${s} ${flName(m.segFlind[s])} · ${catName(cat)}`;
+    `${last > page ? `–${hex(m.paOf(last) + m.pageSize)}` : ''} · S${s} ${flName(segFlind(m.state, s))} · ${catName(cat)}`;
   if (layout.k === 0) {
-    const b = m.p.meta[page];
+    const b = m.state.meta[page];
     text +=
       b === 0
-        ? ` · meta 0x00${m.isImplicitHead(page) ? ' (implicit lazy chunk head, order 12)' : ''}`
-        : ` · meta 0x${b.toString(16)} (pool ${(b >> 4) & 7}, order ${b & 15})`;
+        ? ` · meta 0x00${isImplicitHead(m.state, page) ? ' (implicit lazy chunk head, order 12)' : ''}`
+        : ` · meta 0x${b.toString(16)} (pool ${metaPool(b)}, order ${metaOrder(b)})`;
   }
   $('hover').textContent = text;
 }
@@ -603,7 +607,7 @@ worker.onerror = (e) => {
 function frame(): void {
   requestAnimationFrame(frame);
   if (!vm) return;
-  const gen = Atomics.load(vm.c.ctl, CTL.GENERATION);
+  const gen = Atomics.load(vm.state.c.ctl, CTL.GENERATION);
   const changed = gen !== drawnGen;
   if (changed || viewDirty) {
     drawnGen = gen;
@@ -661,7 +665,7 @@ const api = {
   },
   /** The generation in shared memory and the one the map shows. */
   generation(): number {
-    return vm ? Atomics.load(vm.c.ctl, CTL.GENERATION) : -1;
+    return vm ? Atomics.load(vm.state.c.ctl, CTL.GENERATION) : -1;
   },
   /** Milliseconds the last map redraw took (walk + paint). */
   get lastDrawMs(): number {
@@ -685,7 +689,7 @@ const api = {
   stats(): Record<string, number> {
     if (!vm) return {};
     const out: Record<string, number> = {};
-    for (const [k, i] of Object.entries(STAT)) if (k !== 'SIZE') out[k] = vm.c.stats[i];
+    for (const [k, i] of Object.entries(STAT)) if (k !== 'SIZE') out[k] = vm.state.c.stats[i];
     return out;
   },
   /** Pages per derived state over the whole machine (from the last drawn walk). */
@@ -695,7 +699,7 @@ const api = {
   /** Drained pages / (drained + still lazy), 0..1. */
   drainProgress(): number {
     if (!vm) return 0;
-    const d = vm.c.stats[STAT.DRAIN_PAGES];
+    const d = vm.state.c.stats[STAT.DRAIN_PAGES];
     const l = vm.counts().lazyinit;
     return d + l > 0 ? d / (d + l) : 1;
   },

@@ -2,12 +2,14 @@
 // buffers (read-only): the state category of every page, summed per map cell (2^k pages) and per
 // machine, and the colours of the categories. Owned by the viz work (issue 8).
 //
-// A page's state comes from its meta byte (src/core/vmphys.ts): 0 = never initialised; else
+// A page's state comes from its meta byte (src/core/pages.ts): 0 = never initialised; else
 // 0x80 | pool<<4 | order, order 13 = not a free head. A free block is a head with order ≠ 13 and
-// covers 2^order pages; an implicit lazy chunk (vm.isImplicitHead) is a LAZYINIT head of order 12
+// covers 2^order pages; an implicit lazy chunk (queues.ts isImplicitHead) is a LAZYINIT head of order 12
 // whose 4095 other pages are untouched. The walk goes block by block (free blocks and implicit
 // chunks are skipped whole), so its cost is the number of blocks plus allocated pages, not RAM.
 import { Pool } from '../../src/core/params.js';
+import { isImplicitHead } from '../../src/core/queues.js';
+import { segEndIdx, segFirst } from '../../src/core/segments.js';
 import type { VmPhys } from '../../src/core/vmphys.js';
 
 /** Page state categories (indices into colour tables and counters). */
@@ -125,17 +127,17 @@ export class MapModel {
     this.vEnd = view.start + view.cells * this.cellPages;
     this.cur = -1;
     this.ntouched = 0;
-    const meta = vm.p.meta;
+    const meta = vm.state.meta;
     const chunk = vm.chunkPages;
     const nOrd = vm.nOrd;
     for (let s = 0; s < vm.nsegs; s++) {
-      const first = vm.segFirst[s];
-      const end = first + vm.segPages[s];
+      const first = segFirst(vm.state, s);
+      const end = segEndIdx(vm.state, s);
       let i = first;
       while (i < end) {
         const m = meta[i];
         if (m === 0) {
-          if (vm.isImplicitHead(i)) {
+          if (isImplicitHead(vm.state, i)) {
             const n = Math.min(chunk, end - i);
             this.add(Cat.LAZY_HEAD, i, 1);
             this.add(Cat.UNTOUCHED, i + 1, n - 1);
@@ -144,7 +146,7 @@ export class MapModel {
             // Untouched pages outside any block head we walked (should not happen when
             // consistent): count them one run at a time up to the next non-zero byte.
             let j = i + 1;
-            while (j < end && meta[j] === 0 && !vm.isImplicitHead(j)) j++;
+            while (j < end && meta[j] === 0 && !isImplicitHead(vm.state, j)) j++;
             this.add(Cat.UNTOUCHED, i, j - i);
             i = j;
           }

@@ -8,6 +8,7 @@
 import { bootFromMap } from '../../src/boot/startup.js';
 import { CTL } from '../../src/core/layout.js';
 import { Pool, profileByName } from '../../src/core/params.js';
+import { nQueues, qCount } from '../../src/core/queues.js';
 import type { StartupMode, VmPhys } from '../../src/core/vmphys.js';
 import { TraceReplayer } from '../../src/trace/replay.js';
 import {
@@ -60,7 +61,7 @@ function post(msg: FromWorker): void {
 }
 
 function bumpGeneration(): void {
-  if (vm) Atomics.add(vm.c.ctl, CTL.GENERATION, 1);
+  if (vm) Atomics.add(vm.state.c.ctl, CTL.GENERATION, 1);
 }
 
 function state(): WorkerState {
@@ -120,8 +121,9 @@ function boot(cfg: VizConfig, mode: StartupMode): void {
   replayer = null;
   synthetic = null;
   traceCursor = 0;
-  const { buffer } = vm.c;
-  const { metaBuffer, linkBuffer } = vm.p;
+  const { buffer } = vm.state.c;
+  const metaBuffer = vm.state.meta.buffer;
+  const linkBuffer = vm.state.link.buffer;
   if (!(buffer instanceof SharedArrayBuffer) || !(metaBuffer instanceof SharedArrayBuffer))
     throw new Error('the allocator buffers are not shared: is the page cross-origin isolated?');
   note = `booted ${mode} in ${bootMs.toFixed(2)} ms`;
@@ -133,7 +135,7 @@ function boot(cfg: VizConfig, mode: StartupMode): void {
     link: linkBuffer as SharedArrayBuffer,
     profile: profile.name,
     totalPages: vm.totalPages,
-    maxRuns: vm.c.maxRuns,
+    maxRuns: vm.state.c.maxRuns,
     mode,
     bootMs,
     blacklisted: res.blacklisted.map((pa) => (vm as VmPhys).paddrToPage(pa)),
@@ -165,7 +167,7 @@ async function start(kind: TaskKind): Promise<void> {
   if (kind === 'drain') {
     lazyAtStart = vm.counts().lazyinit;
     let blocks = 0;
-    for (let q = 0; q < vm.c.qCount.length; q++) if (q % (vm.nPool * vm.nOrd) < vm.nOrd) blocks += vm.c.qCount[q];
+    for (let q = 0; q < nQueues(vm.state); q++) if (q % (vm.nPool * vm.nOrd) < vm.nOrd) blocks += qCount(vm.state, q);
     drainBudget = Math.max(1, Math.ceil(blocks / DRAIN_SLICES));
     note = `drain: ${blocks} lazy blocks, ${lazyAtStart} pages`;
   } else if (config.trace.available) {

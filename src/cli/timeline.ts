@@ -1,18 +1,19 @@
 /**
  * The boot timeline of `vmphys boot`, measured in the current process: start-up → first
  * allocation (ready) → early-boot workload → "APs start" → the drain (vmlazyinit, one block per
- * step) interleaved with the rest of the workload → done. Owned by boot; a caller of the public
+ * step) interleaved with the rest of the workload → done. Owned by the CLI; a caller of the public
  * API plus the trace replayer.
  */
+
+import type { MemMap, MemRange } from '../boot/memmap.js';
+import { firecrackerMap } from '../boot/ramspec.js';
+import { bootFromMap } from '../boot/startup.js';
 import { STAT } from '../core/layout.js';
 import { Pool, type Profile } from '../core/params.js';
 import { verify } from '../core/verify.js';
 import type { StartupMode } from '../core/vmphys.js';
 import { readTraceEvents } from '../trace/parse.js';
 import { TraceReplayer } from '../trace/replay.js';
-import type { MemMap, MemRange } from './memmap.js';
-import { firecrackerMap } from './ramspec.js';
-import { bootFromMap } from './startup.js';
 
 /** What one boot reports (the `--json` object). */
 export interface BootReport {
@@ -188,7 +189,7 @@ export async function runTimeline(map: MemMap, opts: TimelineOptions): Promise<B
   const first = vm.allocPages(0, Pool.DEFAULT, 0);
   const tReady = performance.now();
   const rssReady = process.memoryUsage.rss();
-  const st = vm.c.stats;
+  const st = vm.state.c.stats;
   const pagesAtReady = st[STAT.PAGES_INITIALIZED];
   if (first !== null) vm.freePages(first, Pool.DEFAULT, 0);
   // The workload (prepared outside the timed region where it needs I/O).

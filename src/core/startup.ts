@@ -1,0 +1,50 @@
+/**
+ * The end of vm_page_startup, after vm_phys_init: initialise the pages of each segment not
+ * covered by phys_avail (pool DEFAULT), then for each phys_avail ∩ segment run enqueue it into
+ * LAZYINIT (lazy: only heads; middle chunks implicit) or DEFAULT (eager: every page initialised).
+ * Moves the allocator from phase 1 to 2 and records the mode.
+ * @internal
+ */
+import { enqueueContigIdx } from './buddy.js';
+import { CTL } from './layout.js';
+import { initPages } from './pages.js';
+import { Pool } from './params.js';
+import { idxIn } from './segments.js';
+import type { PhysState } from './state.js';
+
+/** Startup modes: lazy = debug.vm.lazy_page_init=1 (default), eager = 0. */
+export type StartupMode = 'lazy' | 'eager';
+
+/** vm_page_startup's page initialisation and free-queue setup (phase must be 1). */
+export function pageStartup(s: PhysState, lazy: boolean): void {
+  const pool = lazy ? Pool.LAZYINIT : Pool.DEFAULT;
+  const navail = s.c.ctl[CTL.NAVAIL];
+  const avail = s.c.avail;
+  for (let seg = 0; seg < s.nsegs; seg++) {
+    const ss = s.segStart[seg];
+    const se = s.segEnd[seg];
+    // 1. Pages of the segment outside phys_avail (the stated intent of the gap loop, §3.10).
+    let cur = ss;
+    for (let i = 0; i < navail && cur < se; i++) {
+      const as = avail[i * 2];
+      const ae = avail[i * 2 + 1];
+      if (ae <= cur) continue;
+      if (as > cur) initPages(s, idxIn(s, seg, cur), idxIn(s, seg, Math.min(as, se)), Pool.DEFAULT);
+      cur = Math.max(cur, ae);
+    }
+    if (cur < se) initPages(s, idxIn(s, seg, cur), idxIn(s, seg, se), Pool.DEFAULT);
+    // 2. Each phys_avail ∩ segment run.
+    for (let i = 0; i < navail; i++) {
+      const startp = Math.max(ss, avail[i * 2]);
+      const endp = Math.min(se, avail[i * 2 + 1]);
+      if (endp <= startp) continue;
+      const first = idxIn(s, seg, startp);
+      const count = (endp - startp) / s.pageSize;
+      if (!lazy) initPages(s, first, first + count, Pool.DEFAULT);
+      // Lazy: the first page is a block head, written by the enqueue (or implicit).
+      enqueueContigIdx(s, first, pool, count, seg);
+    }
+  }
+  s.c.ctl[CTL.MODE] = lazy ? 1 : 0;
+  s.c.ctl[CTL.PHASE] = 2;
+}
