@@ -12,8 +12,8 @@
 import { CTL } from './layout.js';
 import { finishInit, finishInitOnDemand, initPage, metaOrder, metaPool, noteOnDemand } from './pages.js';
 import { Pool } from './params.js';
-import { addLazyRun, orderAt, poolAt, qAdd, qAddHead, qAddTail, qHead, qRem, qRemLinked } from './queues.js';
 import { noteSteal } from './policy.js';
+import { addLazyRun, orderAt, poolAt, qAdd, qAddHead, qAddTail, qHead, qRem, qRemLinked } from './queues.js';
 import { pfnLow, segDomain, segEndIdx, segFirst, segFlind, segOfIdx } from './segments.js';
 import { type PhysState, qIndex, SEGROW_SIZE } from './state.js';
 

@@ -5,8 +5,9 @@
  * the same requests; with FreeBSD's allocator choices and drain 'never' it makes the very calls
  * TraceReplayer makes (a test checks the two end in identical states). Owned by the lab.
  */
-import { PolicyEngine, type Policy } from '../core/policy.js';
+
 import { FreeList, Pool } from '../core/params.js';
+import { type Policy, PolicyEngine } from '../core/policy.js';
 import { segOfIdx } from '../core/segments.js';
 import type { PhysState } from '../core/state.js';
 import type { VmPhys } from '../core/vmphys.js';
@@ -248,4 +249,3 @@ export class PolicyReplayer {
     };
   }
 }
-
