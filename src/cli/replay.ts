@@ -297,10 +297,10 @@ export function policyTable(results: PolicyResult[]): string {
 export function policyCharts(results: PolicyResult[], where: string): { u9: string; s9: string } {
   const o = results[0]?.order ?? 9;
   const xs = results[0]?.events ?? [];
-  const at = (r: PolicyResult, col: number[]) => xs.map((_, i) => col[Math.min(i, col.length - 1)]);
+  const at = (col: number[]) => xs.map((_, i) => col[Math.min(i, col.length - 1)]);
   const dash = ['', '6 3', '2 3', '8 3 2 3', '4 4', '1 2'];
   const series = (pick: (r: PolicyResult) => number[]) =>
-    results.map((r, k) => ({ name: r.policy.name, values: at(r, pick(r)), dash: dash[k % dash.length] || undefined }));
+    results.map((r, k) => ({ name: r.policy.name, values: at(pick(r)), dash: dash[k % dash.length] || undefined }));
   const common = { xs, xAxis: { label: 'events replayed' }, width: 900, height: 440, dots: false };
   return {
     u9: lineChart({
