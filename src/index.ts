@@ -28,6 +28,22 @@ export {
   type Profile,
   profileByName,
 } from './core/params.js';
+export {
+  type BlockChoice,
+  type DrainPolicy,
+  FREEBSD,
+  isCorePolicy,
+  makePolicy,
+  type Order0Path,
+  POLICIES,
+  type Policy,
+  PolicyEngine,
+  type PoolFallback,
+  policyByName,
+  resetSteals,
+  type SplitInsert,
+  stealCounts,
+} from './core/policy.js';
 export { restore, snapshot } from './core/snapshot.js';
 export { physFree, physSegs, segsSummary } from './core/sysctl.js';
 export { availPages, type VerifyOptions, type VerifyReport, verify } from './core/verify.js';
@@ -38,4 +54,28 @@ export {
   VmPhys,
   type VmPhysOptions,
 } from './core/vmphys.js';
+// The fragmentation lab: metrics callable at any moment, series over a replay, probes.
+export {
+  type FragFilter,
+  type FragReport,
+  type FrameHistogram,
+  fragmentation,
+  fragStatsOf,
+  frameHistogram,
+  orderCounts,
+  type ScopeStats,
+} from './lab/fragmentation.js';
+export { buddyinfo, extfragIndexText, parseBuddyinfo, unusableIndexText } from './lab/linux.js';
+export { type FragStats, fragmentationIndex, fragStats, unusableIndex } from './lab/metrics.js';
+export {
+  type AllocationSource,
+  allocationSource,
+  type CanAllocateOptions,
+  type ContigProbe,
+  type ContigProbeOptions,
+  canAllocate,
+  probeContig,
+} from './lab/probe.js';
+export { DEFAULT_SERIES_EVERY, type FragColumns, FragSeries, type FragSeriesOptions } from './lab/series.js';
+export { forEachFreeBlock, superpageOrder } from './lab/source.js';
 export { ScriptError, type ScriptHooks, ScriptRunner } from './script/run.js';

@@ -20,6 +20,10 @@ const USAGE = `usage: vmphys <command> [options]     (vmphys <command> --help ex
                         print vm.phys_segs after a boot
   replay FILE [--map FILE] [--mode lazy|eager] [--json] [--svg FILE] [--limit N] [--sample N]
                         replay a Linux page-allocator trace
+  replay FILE --policy P [--policy P ...] [--ram SIZE | --from SNAPSHOT] [--svg PREFIX]
+                        the same trace under several allocation policies, side by side
+  fragment [--ram SIZE] [--target U] [--seed N] --out FILE
+                        save a reproducibly fragmented machine as a snapshot
   stress --workers N --ops M [--drain] [--pcpu] [--ram SIZE] [--json]
                         worker threads as CPUs on one shared allocator, then consistency checks
   viz [--map FILE | --ram SIZE] [--port N]
@@ -29,7 +33,17 @@ Exit status: 0 ok, 1 failure, 2 usage error.
 `;
 
 /** Subcommands, each in src/cli/NAME.ts exporting `main(args): number | Promise<number>`. */
-const SUBCOMMANDS = new Set(['run', 'conformance', 'boot', 'phys-free', 'phys-segs', 'replay', 'stress', 'viz']);
+const SUBCOMMANDS = new Set([
+  'run',
+  'conformance',
+  'boot',
+  'phys-free',
+  'phys-segs',
+  'replay',
+  'stress',
+  'viz',
+  'fragment',
+]);
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;

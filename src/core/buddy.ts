@@ -12,6 +12,7 @@
 import { CTL } from './layout.js';
 import { finishInit, finishInitOnDemand, initPage, metaOrder, metaPool, noteOnDemand } from './pages.js';
 import { Pool } from './params.js';
+import { noteSteal } from './policy.js';
 import { addLazyRun, orderAt, poolAt, qAdd, qAddHead, qAddTail, qHead, qRem, qRemLinked } from './queues.js';
 import { pfnLow, segDomain, segEndIdx, segFirst, segFlind, segOfIdx } from './segments.js';
 import { type PhysState, qIndex, SEGROW_SIZE } from './state.js';
@@ -78,6 +79,7 @@ function allocFreelistSlow(s: PhysState, base: number, own: number, pool: number
       const q = base + pind * nOrd + oind;
       const m = w[s.oHead + q];
       if (m >= 0) {
+        noteSteal(s, pind, oind);
         if (pind === Pool.LAZYINIT) return stealLazy(s, q, m, oind, own, order, pool);
         qRem(s, q, m);
         finishInit(s, m, oind);
@@ -146,6 +148,7 @@ export function allocNpagesIdx(s: PhysState, domain: number, pool: number, npage
         let m: number;
         while ((m = qHead(s, q)) >= 0) {
           qRem(s, q, m);
+          noteSteal(s, pind, oind);
           finishInitOnDemand(s, m, oind);
           const avail = i + (1 << oind);
           const end = Math.min(npages, avail);
