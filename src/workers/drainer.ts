@@ -25,7 +25,6 @@ import {
   mbRow,
   mbState,
   mbWord,
-  SELF_ID,
   SYNC,
   syncOf,
   syncViews,
