@@ -84,6 +84,7 @@ export const SYNC = {
   STOP: 2, // Int32: set to 1 to ask time-budgeted workers and drainers to stop
   RUNNING: 3, // Int32: stress workers that have passed the GO barrier
   NOISE: 4, // Int32: control ("noise") threads currently running
+  SABOTAGE_STOP: 5, // Int32: set to 1 to end the stress run's bad-free ("saboteur") workers
   LIVE: 16, // Int32: first slot of the liveness table
   LIVE_CAP: 4096, // slots (a power of two)
   // Float64 word offsets (from the start of the Float64 region):
