@@ -1,22 +1,27 @@
 /**
- * `vmphys stress --workers N --ops M [--drain] [--drainers K] [--pcpu] [--seed S] [--ram SIZE]
- * [--duration MS] [--json]`: many worker threads as CPUs on one shared allocator, optionally with
- * the vmlazyinit drainer running, then the end-of-run checks (conservation, no page held twice,
- * verify). Exit status 0 when every check passes, 1 on a violation, 2 on bad usage.
+ * `vmphys stress --workers N --ops M [--drain] [--drainers K] [--saboteurs B] [--pcpu] [--seed S]
+ * [--ram SIZE] [--duration MS] [--json]`: many worker threads as CPUs on one shared allocator,
+ * optionally with the vmlazyinit drainer running and with workers that only aim bad frees, then
+ * the end-of-run checks (no bad free accepted, conservation, no page held twice, verify). Exit status 0 when every check passes, 1 on a violation, 2 on bad usage.
  * Owned by the workers layer (src/workers/*); the engine is src/workers/stress-run.ts.
  */
-import { runStress, type StressReport } from '../workers/stress-run.js';
+import { DRAINER_SLOTS } from '../core/layout.js';
+import { runStress, SABOTAGE_KINDS, type StressReport } from '../workers/stress-run.js';
 import { intOption, ramOption, UsageError } from './common.js';
 
-const USAGE = `usage: vmphys stress --workers N --ops M [--drain] [--drainers K] [--pcpu] [--seed S]
-                     [--ram SIZE] [--duration MS] [--mix mixed|order0] [--profile amd64|arm64] [--json]
+const USAGE = `usage: vmphys stress --workers N --ops M [--drain] [--drainers K] [--saboteurs B] [--pcpu]
+                     [--seed S] [--ram SIZE] [--duration MS] [--mix mixed|order0] [--profile amd64|arm64]
+                     [--json]
 Runs worker threads as CPUs on one shared allocator, then checks that every page is accounted
 for, that no page is held twice and that verify() passes (exit status 1 on a violation).
   --workers N   worker threads (default 2)
   --ops M       total operations over all workers (default 100000)
   --ram SIZE    end of the RAM segment, e.g. 256M, 1G, 4G (default 1G); map 0x1000-0x9f000, 1M-SIZE
   --drain       run the vmlazyinit drainer while the workers run
-  --drainers K  run K drainers in parallel (implies --drain)
+  --drainers K  run K drainers in parallel (implies --drain; at most ${DRAINER_SLOTS})
+  --saboteurs B B more threads that only aim bad frees (at blocks drainers hold, and at the
+                workers' live blocks with a wrong order or inside them); any accepted bad free
+                is a violation
   --pcpu        per-CPU order-0 page caches in the workers (off by default)
   --duration MS run for MS milliseconds instead of a fixed number of operations
   --seed S      seed of the workers' random operations (default 1)
@@ -41,6 +46,7 @@ export async function main(args: string[]): Promise<number> {
   let ops = 100000;
   let drain = false;
   let drainers = 1;
+  let saboteurs = 0;
   let pcpu = false;
   let seed = 1;
   let json = false;
@@ -62,8 +68,11 @@ export async function main(args: string[]): Promise<number> {
         drain = true;
         break;
       case '--drainers':
-        drainers = intArg(v(), a, 1, MAX_THREADS);
+        drainers = intArg(v(), a, 1, DRAINER_SLOTS);
         drain = true;
+        break;
+      case '--saboteurs':
+        saboteurs = intArg(v(), a, 0, MAX_THREADS);
         break;
       case '--pcpu':
         pcpu = true;
@@ -104,7 +113,7 @@ export async function main(args: string[]): Promise<number> {
         throw new UsageError(`unknown option '${a}'`);
     }
   }
-  const r = await runStress({ workers, ops, drain, drainers, pcpu, seed, ram, durationMs, mix, profile });
+  const r = await runStress({ workers, ops, drain, drainers, saboteurs, pcpu, seed, ram, durationMs, mix, profile });
   if (json) process.stdout.write(`${JSON.stringify(toJson(r))}\n`);
   else process.stdout.write(text(r));
   for (const v of r.violations) process.stderr.write(`vmphys stress: VIOLATION: ${v}\n`);
@@ -131,6 +140,7 @@ function toJson(r: StressReport) {
     pcpu: r.pcpu,
     seed: r.seed,
     ramBytes: r.ramBytes,
+    sabotage: r.sabotage,
     ok: r.violations.length === 0,
     violations: r.violations,
   };
@@ -150,6 +160,13 @@ function text(r: StressReport): string {
     r.drainers > 0
       ? `drain: ${r.drainers} drainer(s), ${round(r.drainMs, 2)} ms, longest lock hold ${round(r.maxDrainerHoldUs, 1)} µs`
       : 'drain: off',
+    r.sabotage.workers > 0
+      ? `bad frees: ${r.sabotage.accepted} accepted of ${r.sabotage.attempts} (${SABOTAGE_KINDS.map((k) => `${k} ${r.sabotage.kinds[k].accepted}/${r.sabotage.kinds[k].attempts}`).join(', ')}; no target ${r.sabotage.noTarget}; refused: ${
+          Object.entries(r.sabotage.codes)
+            .map(([c, n]) => `${c} ${n}`)
+            .join(', ') || 'none'
+        })`
+      : 'bad frees: none aimed',
     `conservation: free ${c.free} + in flight ${c.inFlight} + held ${c.held} = ${c.free + c.inFlight + c.held} / ${c.total} pages: ${c.ok ? 'ok' : 'VIOLATED'}`,
     `checks: ${r.violations.length === 0 ? 'ok' : `${r.violations.length} violation(s)`}`,
     '',

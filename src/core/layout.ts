@@ -59,6 +59,38 @@ export const SEGF = { START: 0, END: 1, DOMAIN: 2, FLIND: 3, FIRST: 4, SIZE: 5 }
  */
 export const RUNF = { START: 0, END: 1, QUEUE: 2, NEXT: 3, PREV: 4, TOUCHED: 5, SIZE: 6 } as const;
 
+/**
+ * The drainer table (control buffer region `drainers`): one row per running drainer, so that any
+ * thread can see which lazy blocks a drainer holds off the queues and recover them if it dies.
+ * Rows are claimed with a compare-exchange on OWNER (0 = free row, else the owner's thread id
+ * + 1, the lock's owner ids); the block list is written only under the lock of the row's
+ * DOMAIN (by the drainer, or by the lock holder serving its mailbox), one step per block, so it
+ * always lists exactly the blocks the drainer has taken (lazyTake) and not yet put (lazyPut).
+ *   OWNER    thread id + 1 of the drainer, 0 free
+ *   COUNTED  1 while the drainer is counted in ctl[CTL.DRAINERS]
+ *   DOMAIN   the domain it drains now (its blocks all belong to it)
+ *   BUSY     1 while the drainer, holding DOMAIN's lock, is inside a core call (lazyPut,
+ *            lazyTake): a death then leaves that domain half-updated
+ *   FIRST, N the blocks held are pairs FIRST..N-1 (puts advance FIRST, takes append)
+ *   BLOCKS   MAX_BLOCKS pairs (page index, order)
+ * Owned by the workers layer (workers/drainer.ts, workers/exchange.ts); the core reads it to
+ * give back a vanished drainer's blocks (lazy.ts) and on restore (snapshot.ts).
+ */
+export const DRSLOT = {
+  OWNER: 0,
+  COUNTED: 1,
+  DOMAIN: 2,
+  BUSY: 3,
+  FIRST: 4,
+  N: 5,
+  BLOCKS: 8,
+  MAX_BLOCKS: 8,
+  SIZE: 8 + 2 * 8,
+} as const;
+
+/** Rows of the drainer table: drainers that may run at once over one allocator. */
+export const DRAINER_SLOTS = 32;
+
 /** Bytes of metadata per page: 1 state byte + 2 × Int32 queue links. */
 export const META_BYTES_PER_PAGE = 9;
 
@@ -82,6 +114,8 @@ export interface ControlViews {
   readonly nQueues: number;
   readonly runs: Int32Array;
   readonly maxRuns: number;
+  /** The drainer table: DRAINER_SLOTS rows of DRSLOT.SIZE words (see DRSLOT). */
+  readonly drainers: Int32Array;
 }
 
 /** The typed views over the page buffers. */
@@ -122,6 +156,8 @@ function controlSize(p: Profile, maxRuns: number) {
     ['qTail', queueCount(p) * 4],
     ['qCount', queueCount(p) * 4],
     ['runs', maxRuns * RUNF.SIZE * 4],
+    // Last, so that the regions before it keep their offsets in older snapshots.
+    ['drainers', DRAINER_SLOTS * DRSLOT.SIZE * 4],
   ] as const;
   const offsets: Record<string, number> = {};
   let off = 0;
@@ -131,6 +167,16 @@ function controlSize(p: Profile, maxRuns: number) {
     off += size;
   }
   return { offsets, size: off, lockStride };
+}
+
+/** Bytes of a control buffer for profile `p` with a lazy-run table of `maxRuns` entries. */
+export function controlBytes(p: Profile, maxRuns = DEFAULT_MAX_RUNS): number {
+  return controlSize(p, maxRuns).size;
+}
+
+/** Bytes of the control buffer before the drainer table (its size in snapshot format 1). */
+export function controlBytesV1(p: Profile, maxRuns = DEFAULT_MAX_RUNS): number {
+  return controlSize(p, maxRuns).offsets.drainers;
 }
 
 /** Views over an existing control buffer (used by `createControl` and by `attach`). */
@@ -151,6 +197,7 @@ export function controlViews(p: Profile, buffer: ArrayBufferLike, maxRuns = DEFA
     nQueues: q,
     runs: new Int32Array(buffer, o.runs, maxRuns * RUNF.SIZE),
     maxRuns,
+    drainers: new Int32Array(buffer, o.drainers, DRAINER_SLOTS * DRSLOT.SIZE),
   };
 }
 

@@ -9,7 +9,7 @@
 
 import { freeIdx } from './buddy.js';
 import { StateError } from './errors.js';
-import { CTL, STAT } from './layout.js';
+import { CTL, DRSLOT, STAT } from './layout.js';
 import { finishInit, initPages, metaByte } from './pages.js';
 import { Pool } from './params.js';
 import { firstLazyQueue, moveLazyRun, qHead, qRem, queueOrder } from './queues.js';
@@ -160,4 +160,32 @@ export function lazyInitStep(s: PhysState, budget: number): boolean {
 /** True once vm_phys_lazy_init has finished (vm_default_freepool == DEFAULT). */
 export function lazyDone(s: PhysState): boolean {
   return s.c.ctl[CTL.DEFAULT_FREEPOOL] === Pool.DEFAULT;
+}
+
+// ------------------------------------------------------------------ a vanished drainer's blocks
+
+/**
+ * Give back the lazy blocks that row `slot` of the drainer table (DRSLOT in layout.ts) lists,
+ * because their drainer is gone (it died, or the machine was restored from a snapshot): each
+ * block is finished (finishInit, idempotent, so a half-done initialisation is simply redone) and
+ * freed into DEFAULT with lazyPut, exactly what the drainer would have done next. The row then
+ * lists no block; its owner is not changed. Caller holds the lock of the row's domain, or is the
+ * only thread, and has checked that the row is well formed. Returns the pages given back.
+ */
+export function lazyReturnSlot(s: PhysState, slot: number): number {
+  const t = s.c.drainers;
+  const b = slot * DRSLOT.SIZE;
+  const domain = t[b + DRSLOT.DOMAIN];
+  const n = t[b + DRSLOT.N];
+  let pages = 0;
+  for (let i = t[b + DRSLOT.FIRST]; i < n; i++) {
+    const idx = t[b + DRSLOT.BLOCKS + 2 * i];
+    const order = t[b + DRSLOT.BLOCKS + 2 * i + 1];
+    finishInit(s, idx, order);
+    lazyPut(s, domain, idx, order);
+    pages += 2 ** order;
+  }
+  t[b + DRSLOT.FIRST] = 0;
+  t[b + DRSLOT.N] = 0;
+  return pages;
 }

@@ -8,16 +8,28 @@
  */
 import { Worker } from 'node:worker_threads';
 import { allocContig } from '../core/contig.js';
-import { LockError } from '../core/errors.js';
-import { CTL, lockIndex } from '../core/layout.js';
-import { handleIdx, handleOrder, lazyHandle, lazyPut, lazyTake } from '../core/lazy.js';
+import { LockError, StateError, VmPhysError } from '../core/errors.js';
+import { CTL, DRAINER_SLOTS, DRSLOT, lockIndex } from '../core/layout.js';
+import { handleIdx, handleOrder, lazyHandle, lazyPut, lazyReturnSlot, lazyTake } from '../core/lazy.js';
 import { finishInit } from '../core/pages.js';
 import type { Profile } from '../core/params.js';
 import { nextLazyQueue, qHead, qNext } from '../core/queues.js';
 import { VmPhys } from '../core/vmphys.js';
 import type { SharedHandle } from './attach.js';
 import './exchange.js';
-import { DomainLocks, type LockOptions, MB, SYNC, syncViews, trackWorker } from './lock.js';
+import {
+  DomainLocks,
+  isDead,
+  type LockOptions,
+  MB,
+  mbRow,
+  mbState,
+  mbWord,
+  SYNC,
+  syncOf,
+  syncViews,
+  trackWorker,
+} from './lock.js';
 import type { BoostState, SchedProbe, ThreadPriority } from './sched.js';
 
 /** What one drainer did. Times in ms unless named Us (µs). */
@@ -140,11 +152,37 @@ export function drainDomainLocked(
   stop?: Int32Array,
   stopIndex = 0,
   opts: DrainLoopOptions = {},
+  row = -1,
+): void {
+  const s = vm.state;
+  const t = s.c.drainers;
+  const own = row < 0;
+  if (own) row = claimRow(t, locks.id);
+  const b = row * DRSLOT.SIZE;
+  Atomics.store(t, b + DRSLOT.DOMAIN, domain);
+  try {
+    drainLoop(vm, locks, domain, st, stop, stopIndex, opts, t, b, row);
+  } finally {
+    if (own) releaseRow(t, row);
+  }
+}
+
+function drainLoop(
+  vm: VmPhys,
+  locks: DomainLocks,
+  domain: number,
+  st: DrainStats,
+  stop: Int32Array | undefined,
+  stopIndex: number,
+  opts: DrainLoopOptions,
+  t: Int32Array,
+  b: number,
+  row: number,
 ): void {
   const s = vm.state;
   const ctl = s.c.ctl;
   const link = s.link;
-  const k = Math.max(1, Math.floor(opts.batch ?? 1));
+  const k = Math.min(DRSLOT.MAX_BLOCKS, Math.max(1, Math.floor(opts.batch ?? 1)));
   const prio = opts.priority;
   const sched = opts.sched?.available ? opts.sched : undefined;
   if (prio !== undefined) st.boost = prio.state;
@@ -180,17 +218,26 @@ export function drainDomainLocked(
     }
     const t0 = now();
     let got = 0;
+    // The row is kept exact after every block (see DRSLOT); BUSY says a core call is under way.
+    t[b + DRSLOT.BUSY] = 1;
     try {
       for (let i = 0; i < n; i++) {
         lazyPut(s, domain, handleIdx(held[i]), handleOrder(held[i]));
+        t[b + DRSLOT.FIRST] = i + 1;
       }
+      t[b + DRSLOT.FIRST] = 0;
+      t[b + DRSLOT.N] = 0;
       n = 0;
       for (; got < want; got++) {
         const r = lazyTake(s, domain);
         if (r < 0) break;
         held[got] = r;
+        t[b + DRSLOT.BLOCKS + 2 * got] = handleIdx(r);
+        t[b + DRSLOT.BLOCKS + 2 * got + 1] = handleOrder(r);
+        t[b + DRSLOT.N] = got + 1;
       }
     } finally {
+      t[b + DRSLOT.BUSY] = 0;
       const h = (now() - t0) * 1000;
       locks.unlock(domain);
       // Descheduled during the hold? Decidable when no sleep can have come between the count's
@@ -212,7 +259,10 @@ export function drainDomainLocked(
   // lock.ts); -1 when the mailbox is taken by another drainer. If no thread takes the lock
   // within DELEGATE_WAIT_MS (the traffic stopped), withdraw and hold the lock ourselves.
   const tryDelegate = (want: number): number => {
-    if (Atomics.compareExchange(w, mb + MB.STATE, MB.IDLE, MB.POSTING) !== MB.IDLE) return -1;
+    const posting = mbWord(MB.POSTING, row);
+    const requested = mbWord(MB.REQUESTED, row);
+    const done = mbWord(MB.DONE, row);
+    if (Atomics.compareExchange(w, mb + MB.STATE, MB.IDLE, posting) !== MB.IDLE) return -1;
     const slots = mb + MB.SLOTS;
     for (let j = 0; j < n; j++) {
       w[slots + 2 * j] = handleIdx(held[j]);
@@ -220,16 +270,16 @@ export function drainDomainLocked(
     }
     w[mb + MB.NPUT] = n;
     w[mb + MB.WANT] = want;
-    Atomics.store(w, mb + MB.STATE, MB.REQUESTED);
+    Atomics.store(w, mb + MB.STATE, requested);
     const posted = now();
     const deadline = posted + DELEGATE_WAIT_MS;
     for (;;) {
       const state = Atomics.load(w, mb + MB.STATE);
-      if (state === MB.DONE) break;
+      if (state === done) break;
       if (now() - posted > locks.deadlineMs)
         throw new LockError(`domain ${domain}: a lock holder took the drainer's request and never answered (died?)`);
-      if (state === MB.REQUESTED && now() > deadline) {
-        if (Atomics.compareExchange(w, mb + MB.STATE, MB.REQUESTED, MB.POSTING) === MB.REQUESTED) {
+      if (state === requested && now() > deadline) {
+        if (Atomics.compareExchange(w, mb + MB.STATE, requested, posting) === requested) {
           try {
             return holdSelf(want);
           } finally {
@@ -287,6 +337,206 @@ export function drainDomainLocked(
   }
 }
 
+// ------------------------------------------------------------------ the drainer table
+
+/**
+ * A drainer is gone while it still counts: it held lazy blocks off the queues (`pages` of them,
+ * in `domain`; -1 when unknown), or it was still counted in ctl[CTL.DRAINERS]. `thread` is its
+ * Node threadId; `inLock`: it died holding the domain's lock. `recoverDrainers` gives its blocks
+ * back (unless it died inside a core call under the lock: then the domain is half-updated).
+ */
+export class DrainerDeathError extends VmPhysError {
+  readonly thread: number;
+  readonly domain: number;
+  readonly pages: number;
+  readonly inLock: boolean;
+  constructor(message: string, thread: number, domain: number, pages: number, inLock: boolean) {
+    super('EDRAINER', message);
+    this.thread = thread;
+    this.domain = domain;
+    this.pages = pages;
+    this.inLock = inLock;
+  }
+}
+
+/** A row of the drainer table whose drainer is gone (see deadDrainers). */
+export interface DeadDrainer {
+  row: number;
+  /** Node threadId of the drainer. */
+  thread: number;
+  domain: number;
+  /** Pages of the blocks it holds off the queues (a racy read unless the domain lock is held). */
+  pages: number;
+  blocks: number;
+  /** Still counted in ctl[CTL.DRAINERS]. */
+  counted: boolean;
+  /** It holds the domain's lock (the lock word still names it). */
+  inLock: boolean;
+}
+
+/**
+ * Claim a free row of the drainer table for owner `id` (compare-exchange on OWNER). Throws
+ * StateError when every row is taken (too many drainers at once, or rows of dead drainers not
+ * yet recovered).
+ */
+function claimRow(t: Int32Array, id: number): number {
+  for (let r = 0; r < DRAINER_SLOTS; r++) {
+    const b = r * DRSLOT.SIZE;
+    if (Atomics.compareExchange(t, b + DRSLOT.OWNER, 0, id) !== 0) continue;
+    t[b + DRSLOT.COUNTED] = 0;
+    t[b + DRSLOT.BUSY] = 0;
+    t[b + DRSLOT.FIRST] = 0;
+    Atomics.store(t, b + DRSLOT.N, 0);
+    return r;
+  }
+  throw new StateError(
+    `more than ${DRAINER_SLOTS} drainers at once over one allocator (or rows of dead drainers not recovered: call recoverDrainers)`,
+  );
+}
+
+/**
+ * Give a row up. A row that still lists blocks (the drain stopped on an error with blocks in
+ * flight) is left marked abandoned (OWNER = -id), for recoverDrainers.
+ */
+function releaseRow(t: Int32Array, r: number): void {
+  const b = r * DRSLOT.SIZE;
+  const id = Atomics.load(t, b + DRSLOT.OWNER);
+  if (Atomics.load(t, b + DRSLOT.N) > t[b + DRSLOT.FIRST] || t[b + DRSLOT.COUNTED] !== 0) {
+    Atomics.store(t, b + DRSLOT.OWNER, -Math.abs(id));
+    return;
+  }
+  t[b + DRSLOT.BUSY] = 0;
+  t[b + DRSLOT.FIRST] = 0;
+  Atomics.store(t, b + DRSLOT.OWNER, 0);
+}
+
+/**
+ * Rows of the drainer table whose drainer is gone: its thread is dead in the liveness table of
+ * `sync` (see lock.ts: deaths of tracked workers are recorded on their 'exit' event), or it gave
+ * the row up with blocks still listed. Read without locks: a snapshot for reporting; recovery
+ * re-reads each row under its domain lock.
+ */
+export function deadDrainers(vm: VmPhys, sync: SharedArrayBuffer = syncOf(vm)): DeadDrainer[] {
+  const t = vm.state.c.drainers;
+  const out: DeadDrainer[] = [];
+  for (let r = 0; r < DRAINER_SLOTS; r++) {
+    const b = r * DRSLOT.SIZE;
+    const owner = Atomics.load(t, b + DRSLOT.OWNER);
+    if (owner === 0 || (owner > 0 && !isDead(sync, owner))) continue;
+    const id = Math.abs(owner);
+    const domain = Atomics.load(t, b + DRSLOT.DOMAIN);
+    let pages = 0;
+    const n = Atomics.load(t, b + DRSLOT.N);
+    const first = Atomics.load(t, b + DRSLOT.FIRST);
+    for (let i = first; i < n; i++) pages += 2 ** t[b + DRSLOT.BLOCKS + 2 * i + 1];
+    out.push({
+      row: r,
+      thread: id - 1,
+      domain,
+      pages,
+      blocks: Math.max(0, n - first),
+      counted: Atomics.load(t, b + DRSLOT.COUNTED) !== 0,
+      inLock: Atomics.load(vm.state.c.locks, lockIndex(vm.profile, domain)) === id,
+    });
+  }
+  return out;
+}
+
+function deathError(d: DeadDrainer, what: string): DrainerDeathError {
+  return new DrainerDeathError(
+    `a drainer (thread ${d.thread}) died ${d.inLock ? 'holding' : 'without holding'} domain ${d.domain}'s lock with ${d.blocks} lazy block(s) (${d.pages} pages) off the queues${d.counted ? ', still counted as draining' : ''}, ${what}; recoverDrainers gives them back`,
+    d.thread,
+    d.domain,
+    d.pages,
+    d.inLock,
+  );
+}
+
+/** What recoverDrainers did. */
+export interface DrainerRecovery {
+  /** Dead or abandoned drainers whose rows were cleared. */
+  drainers: number;
+  /** Lazy blocks given back (finished and freed into DEFAULT) and their pages. */
+  blocks: number;
+  pages: number;
+  /** True when this call moved vm_default_freepool to DEFAULT (the drain was complete otherwise). */
+  finished: boolean;
+}
+
+/**
+ * Recover from drainers that died: for each row of the drainer table whose drainer is dead (or
+ * gave the row up with blocks listed), under the lock of its domain, withdraw its mailbox
+ * request if one is posted, give its blocks back the way it would have (lazy.ts:
+ * lazyReturnSlot: finish, then lazyPut into DEFAULT, which also ends their in-flight count),
+ * uncount it from ctl[CTL.DRAINERS] and free the row. Afterwards free + in flight + held is
+ * exact again and verify() passes. If that left nothing to drain (every domain done, no drainer
+ * counted, nothing in flight), vm_default_freepool moves to DEFAULT as the last drainer would
+ * have done.
+ *
+ * A drainer that died holding its domain's lock: if it was between core calls (row BUSY 0 and
+ * no mailbox request being served), the lock is taken over from it and the recovery proceeds;
+ * if it died inside a core call the domain's queues may be half-updated, and this throws
+ * DrainerDeathError (inLock) without changing anything. Call from any thread that does not hold
+ * a domain lock; other drainers may keep running.
+ */
+export function recoverDrainers(vm: VmPhys, locks: DomainLocks = new DomainLocks(vm)): DrainerRecovery {
+  const s = vm.state;
+  const t = s.c.drainers;
+  const ctl = s.c.ctl;
+  const out: DrainerRecovery = { drainers: 0, blocks: 0, pages: 0, finished: false };
+  for (const dead of deadDrainers(vm, locks.sync)) {
+    const b = dead.row * DRSLOT.SIZE;
+    const owner = Atomics.load(t, b + DRSLOT.OWNER);
+    const id = Math.abs(owner);
+    if (id !== dead.thread + 1) continue; // re-used since it was read
+    const d = dead.domain;
+    const mb = lockIndex(vm.profile, d);
+    if (locks.owner(d) === id) {
+      const box = Atomics.load(locks.words, mb + MB.STATE);
+      if (Atomics.load(t, b + DRSLOT.BUSY) !== 0 || mbState(box) === MB.SERVING)
+        throw deathError(
+          { ...dead, inLock: true },
+          'inside a core call: the domain may be half-updated and cannot be recovered (run verify())',
+        );
+      if (!locks.takeOver(d, id))
+        throw new LockError(`domain ${d}: could not take the lock over from thread ${id - 1}`);
+    } else locks.lock(d);
+    try {
+      const box = Atomics.load(locks.words, mb + MB.STATE);
+      if (box !== MB.IDLE && mbRow(box) === dead.row) Atomics.store(locks.words, mb + MB.STATE, MB.IDLE);
+      const n = t[b + DRSLOT.N] - t[b + DRSLOT.FIRST];
+      out.pages += lazyReturnSlot(s, dead.row);
+      out.blocks += Math.max(0, n);
+      if (t[b + DRSLOT.COUNTED] !== 0) {
+        Atomics.sub(ctl, CTL.DRAINERS, 1);
+        t[b + DRSLOT.COUNTED] = 0;
+      }
+      t[b + DRSLOT.BUSY] = 0;
+      Atomics.store(t, b + DRSLOT.OWNER, 0);
+      out.drainers++;
+    } finally {
+      locks.unlock(d);
+    }
+  }
+  if (out.drainers > 0 && Atomics.load(ctl, CTL.DRAINERS) === 0) {
+    let all = true;
+    for (let d = 0; d < vm.ndomains; d++)
+      if (Atomics.load(ctl, CTL.INITDONE + d) === 0 || Atomics.load(ctl, CTL.INFLIGHT + d) !== 0) all = false;
+    if (all) {
+      locks.lockAll();
+      try {
+        if (!vm.drained && Atomics.load(ctl, CTL.DRAINERS) === 0) {
+          vm.finishLazyInit();
+          out.finished = true;
+        }
+      } finally {
+        locks.unlockAll();
+      }
+    }
+  }
+  return out;
+}
+
 function noteHold(st: DrainStats, us: number, preempted: boolean): void {
   st.holds++;
   st.totalHoldUs += us;
@@ -331,16 +581,22 @@ function prefaultNext(vm: VmPhys, domain: number, count: number): void {
 }
 
 /**
- * Wait until no drainer holds pages of `domain` in flight. Throws LockError after `deadlineMs`
- * (a drainer that died mid-block leaves its pages in flight for good).
+ * Wait until no drainer holds pages of `domain` in flight. Throws DrainerDeathError as soon as a
+ * drainer holding some of them is known to be dead (its blocks are then lost until
+ * `recoverDrainers`), and LockError after `deadlineMs` (a drainer whose death nobody tracks).
  */
 export function waitInflight(vm: VmPhys, domain: number, deadlineMs = 30000): void {
   const ctl = vm.state.c.ctl;
   if (Atomics.load(ctl, CTL.INFLIGHT + domain) === 0) return;
+  const sync = syncOf(vm);
   const start = now();
   const nap = new Int32Array(new SharedArrayBuffer(4));
   for (let i = 0; Atomics.load(ctl, CTL.INFLIGHT + domain) !== 0; i++) {
     if (i > 64) Atomics.wait(nap, 0, 0, 0.05);
+    if ((i & 63) === 0) {
+      for (const d of deadDrainers(vm, sync))
+        if (d.domain === domain && d.pages > 0) throw deathError(d, 'while waiting for its blocks in flight');
+    }
     if (now() - start > deadlineMs)
       throw new LockError(
         `domain ${domain}: ${Atomics.load(ctl, CTL.INFLIGHT + domain)} lazy pages still in flight after ${deadlineMs} ms (a drainer died mid-block?)`,
@@ -362,13 +618,26 @@ export function drainAll(
   opts: DrainLoopOptions = {},
 ): DrainStats {
   const ctl = vm.state.c.ctl;
+  const t = vm.state.c.drainers;
   const t0 = now();
+  const row = claimRow(t, locks.id);
+  const b = row * DRSLOT.SIZE;
+  // Counted, and the row says so, in two adjacent stores (no call between them).
   Atomics.add(ctl, CTL.DRAINERS, 1);
+  t[b + DRSLOT.COUNTED] = 1;
   let left = -1;
   try {
-    for (let d = 0; d < vm.ndomains; d++) drainDomainLocked(vm, locks, d, st, stop, stopIndex, opts);
+    for (let d = 0; d < vm.ndomains; d++) drainDomainLocked(vm, locks, d, st, stop, stopIndex, opts, row);
   } finally {
     left = Atomics.sub(ctl, CTL.DRAINERS, 1) - 1;
+    t[b + DRSLOT.COUNTED] = 0;
+    releaseRow(t, row);
+  }
+  if (left > 0) {
+    // Others are still counted: fine if they run; a dead one would keep the drain from ever
+    // finishing (nobody would move vm_default_freepool), so say so.
+    const dead = deadDrainers(vm, locks.sync);
+    if (dead.length > 0) throw deathError(dead[0], 'so the lazy drain cannot finish');
   }
   if (left === 0) {
     let all = true;
@@ -511,7 +780,16 @@ export function startDrainers(h: SharedHandle, opts: DrainerOptions = {}, lockWo
         w.once('exit', (code) => {
           readyFn();
           if (result) resolve(result);
-          else reject(new Error(`drainer ${i} exited (code ${code}) without a result`));
+          else
+            reject(
+              new DrainerDeathError(
+                `drainer ${i} (thread ${w.threadId}) exited (code ${code}) without a result; the blocks it held are given back by recoverDrainers`,
+                w.threadId,
+                -1,
+                -1,
+                false,
+              ),
+            );
         });
       }),
     );

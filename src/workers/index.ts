@@ -4,7 +4,18 @@
  * per-CPU page caches.
  */
 export { attach, handleOf, type SharedHandle } from './attach.js';
-export { type DrainerOptions, type Drainers, drainAll, drainDomainLocked, startDrainers } from './drainer.js';
+export {
+  type DeadDrainer,
+  DrainerDeathError,
+  type DrainerOptions,
+  type DrainerRecovery,
+  type Drainers,
+  deadDrainers,
+  drainAll,
+  drainDomainLocked,
+  recoverDrainers,
+  startDrainers,
+} from './drainer.js';
 export { DomainLocks, type LockOptions, markDeadOnExit, trackWorker } from './lock.js';
 export { LockedVmPhys } from './locked.js';
 export { PcpuCache, type PcpuOptions } from './pcpu.js';

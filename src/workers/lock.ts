@@ -84,6 +84,7 @@ export const SYNC = {
   STOP: 2, // Int32: set to 1 to ask time-budgeted workers and drainers to stop
   RUNNING: 3, // Int32: stress workers that have passed the GO barrier
   NOISE: 4, // Int32: control ("noise") threads currently running
+  SABOTAGE_STOP: 5, // Int32: set to 1 to end the stress run's bad-free ("saboteur") workers
   LIVE: 16, // Int32: first slot of the liveness table
   LIVE_CAP: 4096, // slots (a power of two)
   // Float64 word offsets (from the start of the Float64 region):
@@ -223,7 +224,10 @@ export const ACT_WORD = 3;
  * it out before releasing (flat combining). So the drainer never holds the lock while it could
  * be preempted, and a worker pays a few µs once per request. States: IDLE → POSTING (a drainer
  * claimed the box) → REQUESTED → SERVING (a lock holder took it) → DONE → IDLE (the drainer read
- * the answer); a drainer may withdraw REQUESTED → POSTING and do the work itself.
+ * the answer); a drainer may withdraw REQUESTED → POSTING and do the work itself. The STATE word
+ * carries, above its low byte, the poster's row in the drainer table + 1 (`mbWord`), so that the
+ * server records the blocks it hands over in that row and a dead poster's request can be
+ * withdrawn by recovery.
  */
 export const MB = {
   STATE: 4,
@@ -239,7 +243,22 @@ export const MB = {
   REQUESTED: 2,
   SERVING: 3,
   DONE: 4,
+  /** Mask of the state proper in the STATE word. */
+  STATE_MASK: 0xff,
 } as const;
+
+/** The mailbox STATE word of `state` posted by drainer-table row `row` (IDLE carries no row). */
+export function mbWord(state: number, row: number): number {
+  return state === MB.IDLE ? MB.IDLE : state | ((row + 1) << 8);
+}
+/** The state proper of a mailbox STATE word. */
+export function mbState(word: number): number {
+  return word & MB.STATE_MASK;
+}
+/** The drainer-table row of the poster of a mailbox STATE word (-1: none). */
+export function mbRow(word: number): number {
+  return (word >>> 8) - 1;
+}
 
 /**
  * The per-domain free locks of one allocator, as seen from one thread. Not reentrant. Each
@@ -339,7 +358,7 @@ export class DomainLocks {
     const w = this.words;
     const o = Atomics.load(w, i); // only the owner changes the word while it is held
     if (o !== this.id) throw this.notOwner(d, o);
-    if (Atomics.load(w, i + MB.STATE) === MB.REQUESTED && this.mailbox !== null) {
+    if ((Atomics.load(w, i + MB.STATE) & MB.STATE_MASK) === MB.REQUESTED && this.mailbox !== null) {
       try {
         if (this.mailbox.serve(w, i, d)) this.served++;
       } catch (e) {
@@ -371,6 +390,19 @@ export class DomainLocks {
   /** Release every domain's lock. */
   unlockAll(): void {
     for (let d = this.ndomains - 1; d >= 0; d--) this.unlock(d);
+  }
+
+  /**
+   * Take over domain d's lock from `deadId`, a thread the liveness table says has exited while
+   * holding it: true when the lock is now this thread's (release it with `unlock`). Only for
+   * recovery code that has established that the state the lock guards is whole (see
+   * drainer.ts, recoverDrainers); anything else must treat such a lock as poisoned.
+   */
+  takeOver(d: number, deadId: number): boolean {
+    if (deadId <= 0 || deadId === this.id || !this.isDead(deadId)) return false;
+    if (Atomics.compareExchange(this.words, d * this.stride, deadId, this.id) !== deadId) return false;
+    this.acquired(d, 1);
+    return true;
   }
 
   /** Current owner id of domain d's lock (0 = free). */

@@ -13,7 +13,15 @@ import { DomainError } from '../core/errors.js';
 import { CTL } from '../core/layout.js';
 import { segDomain, segOfPa } from '../core/segments.js';
 import type { FoundRange, PoolCounts, VmPhys } from '../core/vmphys.js';
-import { type DrainStats, drainAll, drainDomainLocked, newDrainStats, waitInflight } from './drainer.js';
+import {
+  type DrainerRecovery,
+  type DrainStats,
+  drainAll,
+  drainDomainLocked,
+  newDrainStats,
+  recoverDrainers,
+  waitInflight,
+} from './drainer.js';
 import './exchange.js';
 import { DomainLocks, type LockOptions } from './lock.js';
 
@@ -127,6 +135,11 @@ export class LockedVmPhys {
   /** vm_phys_lazy_init (the vmlazyinit body) from this thread. */
   drain(st: DrainStats = newDrainStats()): DrainStats {
     return drainAll(this.vm, this.locks, st);
+  }
+
+  /** Give back the lazy blocks of drainers that died (drainer.ts: recoverDrainers). */
+  recoverDrainers(): DrainerRecovery {
+    return recoverDrainers(this.vm, this.locks);
   }
 
   /** vm_phys_unfree_page: drain pa's domain (lock dropped per block), then unfree under the lock. */

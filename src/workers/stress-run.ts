@@ -41,6 +41,8 @@ export interface StressWorkerConfig {
   starveMs?: number;
   /** JIT warm-up rounds on a private machine before attaching (0 = none). */
   warmRounds: number;
+  /** Where to publish live blocks for saboteurs (null: no saboteurs). */
+  publish: { pa: SharedArrayBuffer; np: SharedArrayBuffer } | null;
 }
 
 /** What a stress worker posts back when done. Times in ms (start/end: absolute epoch ms). */
@@ -69,6 +71,41 @@ export interface StressWorkerResult {
   holds: Float64Array;
   holdMaxMs: number;
   holdTotalMs: number;
+}
+
+/** workerData of a saboteur: a thread that only aims bad frees (see runStress's `saboteurs`). */
+export interface SaboteurConfig {
+  role: 'sabotage';
+  handle: SharedHandle;
+  index: number;
+  seed: number;
+  /** The CPU workers' published live blocks: page address and page count per held slot. */
+  victims: Array<{ pa: SharedArrayBuffer; np: SharedArrayBuffer }>;
+  /** Pause between attempts, ms. */
+  pauseMs: number;
+}
+
+/** Kinds of bad free a saboteur aims. */
+export const SABOTAGE_KINDS = [
+  'drainer-head', // the head of a lazy block a drainer holds, at its order
+  'drainer-interior', // a page inside such a block, order 0
+  'wrong-order', // another worker's live block at its head with another order
+  'interior', // a page inside another worker's live block, order 0
+] as const;
+
+/** What a saboteur posts back. */
+export interface SaboteurResult {
+  type: 'sabotaged';
+  index: number;
+  /** Per kind (SABOTAGE_KINDS order): bad frees tried, and accepted (should be 0). */
+  attempts: number[];
+  accepted: number[];
+  /** Attempts that found no target (no drainer block held, no live block published). */
+  noTarget: number;
+  /** Rejections by error code. */
+  codes: Record<string, number>;
+  /** Errors that were not typed allocator errors (first few messages). */
+  untyped: string[];
 }
 
 /** Options of a stress run. */
@@ -132,6 +169,27 @@ export interface StressOptions {
   drainerBatch?: number;
   /** JIT warm-up rounds of each CPU worker before the start (default 0; drainers always warm up). */
   warmRounds?: number;
+  /**
+   * Extra workers that only aim bad frees: at lazy blocks drainers hold (their head at their
+   * order, or a page inside) and at other workers' live blocks (with a wrong order, or at a page
+   * inside). Every one must be refused with a typed error; an accepted one is a violation.
+   */
+  saboteurs?: number;
+  /** Pause of a saboteur between attempts, ms (default 0.05). */
+  saboteurPauseMs?: number;
+}
+
+/** What the saboteurs did (all zero without saboteurs). */
+export interface SabotageReport {
+  workers: number;
+  /** Per kind of bad free (SABOTAGE_KINDS): tried and accepted. */
+  kinds: Record<string, { attempts: number; accepted: number }>;
+  attempts: number;
+  accepted: number;
+  noTarget: number;
+  /** Rejections by error code. */
+  codes: Record<string, number>;
+  untyped: string[];
 }
 
 /** The conservation law at the end of a run (pages). */
@@ -167,6 +225,7 @@ export interface StressReport {
   /** Raw per-worker results (samples included) for the benchmark. */
   results: StressWorkerResult[];
   drainStats: DrainStats[];
+  sabotage: SabotageReport;
   /** The machine itself (main thread's view), for further checks. */
   vm: VmPhys;
 }
@@ -200,6 +259,15 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
   const totalOps = o.ops ?? 100000;
   const pcpu = o.pcpu === true ? {} : o.pcpu ? o.pcpu : null;
   const violations: string[] = [];
+  const nsab = Math.max(0, Math.floor(o.saboteurs ?? 0));
+  const cap = o.cap ?? 2048;
+  const publish =
+    nsab > 0
+      ? Array.from({ length: nw }, () => ({
+          pa: new SharedArrayBuffer(cap * 8),
+          np: new SharedArrayBuffer(cap * 4),
+        }))
+      : null;
 
   const workers: Worker[] = [];
   const readies: Promise<void>[] = [];
@@ -212,7 +280,7 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
       index: i,
       ops,
       seed,
-      cap: o.cap ?? 2048,
+      cap,
       mix: o.mix ?? 'mixed',
       contigPer256: o.contigPer256 ?? 2,
       pcpu,
@@ -224,6 +292,7 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
       spinUs: o.spinUs,
       starveMs: o.starveMs,
       warmRounds: o.warmRounds ?? 0,
+      publish: publish === null ? null : publish[i],
     };
     const w = new Worker(new URL('./stress-worker.js', import.meta.url), { workerData: cfg });
     trackWorker(h.sync, w, vm.state.c.locks);
@@ -263,6 +332,37 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
         vm.state.c.locks,
       )
     : null;
+  const sabDones: Promise<SaboteurResult | null>[] = [];
+  for (let i = 0; i < nsab && publish !== null; i++) {
+    const cfg: SaboteurConfig = {
+      role: 'sabotage',
+      handle: h,
+      index: i,
+      seed,
+      victims: publish,
+      pauseMs: o.saboteurPauseMs ?? 0.05,
+    };
+    const w = new Worker(new URL('./stress-worker.js', import.meta.url), { workerData: cfg });
+    trackWorker(h.sync, w, vm.state.c.locks);
+    let readyFn: () => void = () => {};
+    readies.push(new Promise<void>((r) => (readyFn = r)));
+    sabDones.push(
+      new Promise<SaboteurResult | null>((resolve) => {
+        let res: SaboteurResult | null = null;
+        w.on('message', (m: { type: string; error?: string }) => {
+          if (m.type === 'ready') readyFn();
+          else if (m.type === 'sabotaged') res = m as SaboteurResult;
+          else if (m.type === 'error') violations.push(`saboteur ${i} failed: ${m.error}`);
+        });
+        w.once('error', (e) => violations.push(`saboteur ${i} crashed: ${e.message}`));
+        w.once('exit', (code) => {
+          readyFn();
+          if (!res) violations.push(`saboteur ${i} exited (code ${code}) without a result`);
+          resolve(res);
+        });
+      }),
+    );
+  }
   let noiseDone: Promise<void> | null = null;
   if (o.noise) {
     const nw0 = new Worker(new URL('./stress-worker.js', import.meta.url), {
@@ -304,6 +404,17 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
       violations.push(`drainer failed: ${(e as Error).message}`);
     }
   }
+  Atomics.store(sync.i32, SYNC.SABOTAGE_STOP, 1);
+  const sabotage = sabotageReport(nsab, await Promise.all(sabDones));
+  if (sabotage.accepted > 0)
+    violations.push(
+      `${sabotage.accepted} of ${sabotage.attempts} bad frees were accepted (${SABOTAGE_KINDS.filter(
+        (k) => sabotage.kinds[k].accepted > 0,
+      )
+        .map((k) => `${k} ${sabotage.kinds[k].accepted}`)
+        .join(', ')})`,
+    );
+  if (sabotage.untyped.length > 0) violations.push(`bad frees answered with untyped errors: ${sabotage.untyped[0]}`);
   const results = got.filter((r): r is StressWorkerResult => r !== null);
   const tEnd = results.reduce((m, r) => Math.max(m, r.endMs), t0);
   const durationMs = tEnd - t0;
@@ -361,8 +472,31 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
     violations,
     results,
     drainStats,
+    sabotage,
     vm,
   };
+}
+
+function sabotageReport(n: number, rs: Array<SaboteurResult | null>): SabotageReport {
+  const kinds: Record<string, { attempts: number; accepted: number }> = {};
+  const out: SabotageReport = { workers: n, kinds, attempts: 0, accepted: 0, noTarget: 0, codes: {}, untyped: [] };
+  SABOTAGE_KINDS.forEach((k, i) => {
+    kinds[k] = { attempts: 0, accepted: 0 };
+    for (const r of rs) {
+      if (r === null) continue;
+      kinds[k].attempts += r.attempts[i];
+      kinds[k].accepted += r.accepted[i];
+    }
+    out.attempts += kinds[k].attempts;
+    out.accepted += kinds[k].accepted;
+  });
+  for (const r of rs) {
+    if (r === null) continue;
+    out.noTarget += r.noTarget;
+    for (const [c, v] of Object.entries(r.codes)) out.codes[c] = (out.codes[c] ?? 0) + v;
+    out.untyped.push(...r.untyped);
+  }
+  return out;
 }
 
 /**

@@ -7,7 +7,8 @@
  */
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { CTL } from '../core/layout.js';
+import { VmPhysError } from '../core/errors.js';
+import { CTL, DRAINER_SLOTS, DRSLOT } from '../core/layout.js';
 import { Pool } from '../core/params.js';
 import type { VmPhys } from '../core/vmphys.js';
 import { attach, type SharedHandle } from './attach.js';
@@ -16,7 +17,7 @@ import { DomainLocks, type LockOptions, markDeadOnExit, SYNC, syncViews } from '
 import { LockedVmPhys } from './locked.js';
 import { PcpuCache } from './pcpu.js';
 import { SchedProbe, ThreadPriority } from './sched.js';
-import type { StressWorkerConfig, StressWorkerResult } from './stress-run.js';
+import type { SaboteurConfig, SaboteurResult, StressWorkerConfig, StressWorkerResult } from './stress-run.js';
 
 interface DrainConfig {
   role: 'drain';
@@ -119,6 +120,11 @@ function stress(cfg: StressWorkerConfig, env: StressEnv): StressWorkerResult {
   const addrs = new Float64Array(cap);
   const npg = new Int32Array(cap);
   const kinds = new Uint8Array(cap);
+  // Live blocks published for the saboteurs (see SaboteurConfig): an entry's page count is set
+  // after its allocation returned and cleared before its free starts, so a saboteur that reads
+  // a non-zero entry under the block's domain lock knows the block is allocated right then.
+  const pubPa = cfg.publish ? new Float64Array(cfg.publish.pa) : null;
+  const pubNp = cfg.publish ? new Int32Array(cfg.publish.np) : null;
   const lat = cfg.latency;
   const latIdle = new Float64Array(lat ? cfg.maxSamples : 0);
   const latDrain = new Float64Array(lat ? cfg.maxSamples : 0);
@@ -179,6 +185,10 @@ function stress(cfg: StressWorkerConfig, env: StressEnv): StressWorkerResult {
         addrs[n] = pa;
         npg[n] = np;
         kinds[n] = kind;
+        if (pubNp !== null && pubPa !== null && (kind & KIND_CONTIG) === 0) {
+          pubPa[n] = pa;
+          Atomics.store(pubNp, n, np);
+        }
         n++;
         allocs++;
       }
@@ -188,12 +198,18 @@ function stress(cfg: StressWorkerConfig, env: StressEnv): StressWorkerResult {
       const np = npg[j];
       const kind = kinds[j];
       n--;
+      if (pubNp !== null) Atomics.store(pubNp, j, 0);
       addrs[j] = addrs[n];
       npg[j] = npg[n];
       kinds[j] = kinds[n];
       if (kind & KIND_CONTIG) locked.freeContig(pa, kind & 3, np);
       else if (np === 1 && cache !== null) cache.free(pa, kind);
       else locked.freePages(pa, kind, 31 - Math.clz32(np));
+      if (pubNp !== null && pubPa !== null && j !== n) {
+        pubPa[j] = addrs[j];
+        Atomics.store(pubNp, j, (kinds[j] & KIND_CONTIG) === 0 ? npg[j] : 0);
+        Atomics.store(pubNp, n, 0);
+      }
       frees++;
     }
   }
@@ -239,6 +255,121 @@ function drain(cfg: DrainConfig, vm: VmPhys, locks: DomainLocks, loop: DrainLoop
   }
   locks.flushCounters();
   return { type: 'drained', index: cfg.index, stats: st };
+}
+
+/**
+ * Aim bad frees until the sync SABOTAGE_STOP word is set. Each attempt takes the target's domain
+ * lock, reads the target under it (a drainer's row lists its blocks exactly while its domain
+ * lock is free; a victim's published entry is non-zero only while its block is allocated), and
+ * frees it wrongly through the validated facade, still under the lock: a free that returns
+ * normally was accepted.
+ */
+function sabotage(cfg: SaboteurConfig): SaboteurResult {
+  const vm = attach(cfg.handle);
+  const locks = new DomainLocks(vm);
+  markDeadOnExit(cfg.handle.sync, locks.words);
+  const locked = new LockedVmPhys(vm, locks);
+  const sync = syncViews(cfg.handle.sync).i32;
+  const t = vm.state.c.drainers;
+  const ps = vm.pageSize;
+  const rng = new Rng((cfg.seed ^ Math.imul(cfg.index + 101, 0x85ebca6b)) | 0);
+  const victims = cfg.victims.map((v) => ({ pa: new Float64Array(v.pa), np: new Int32Array(v.np) }));
+  const res: SaboteurResult = {
+    type: 'sabotaged',
+    index: cfg.index,
+    attempts: [0, 0, 0, 0],
+    accepted: [0, 0, 0, 0],
+    noTarget: 0,
+    codes: {},
+    untyped: [],
+  };
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  while (Atomics.load(sync, SYNC.SABOTAGE_STOP) === 0) {
+    if (cfg.pauseMs > 0) Atomics.wait(nap, 0, 0, cfg.pauseMs);
+    const r = rng.next();
+    const kind = r & 3;
+    let d = 0;
+    let pa = -1;
+    let order = 0;
+    if (kind < 2) {
+      d = (r >>> 2) % vm.ndomains;
+      locks.lock(d);
+      try {
+        const row = (r >>> 8) % DRAINER_SLOTS;
+        let found = -1;
+        for (let k = 0; k < DRAINER_SLOTS && found < 0; k++) {
+          const b = ((row + k) % DRAINER_SLOTS) * DRSLOT.SIZE;
+          if (t[b + DRSLOT.OWNER] !== 0 && t[b + DRSLOT.DOMAIN] === d && t[b + DRSLOT.N] > t[b + DRSLOT.FIRST])
+            found = b;
+        }
+        if (found < 0) {
+          res.noTarget++;
+          continue;
+        }
+        const i = t[found + DRSLOT.FIRST] + ((r >>> 16) % (t[found + DRSLOT.N] - t[found + DRSLOT.FIRST]));
+        const idx = t[found + DRSLOT.BLOCKS + 2 * i];
+        order = t[found + DRSLOT.BLOCKS + 2 * i + 1];
+        pa = vm.paOf(idx);
+        if (kind === 1 && order > 0) {
+          pa += ps * (1 + ((r >>> 20) % (2 ** order - 1)));
+          order = 0;
+        }
+        attempt(vm, res, kind, pa, order);
+      } finally {
+        locks.unlock(d);
+      }
+    } else {
+      const v = victims[(r >>> 2) % victims.length];
+      const k = (r >>> 8) % v.np.length;
+      const guess = v.pa[k];
+      if (Atomics.load(v.np, k) === 0) {
+        res.noTarget++;
+        continue;
+      }
+      d = locked.domainOfPa(guess);
+      locks.lock(d);
+      try {
+        const np = Atomics.load(v.np, k);
+        const at = v.pa[k];
+        if (np === 0 || at !== guess) {
+          res.noTarget++;
+          continue;
+        }
+        const o = 31 - Math.clz32(np);
+        if (kind === 3 && np > 1) {
+          pa = at + ps * (1 + ((r >>> 16) % (np - 1)));
+          order = 0;
+        } else if (o + 1 < vm.nOrd && (at / ps) % 2 ** (o + 1) === 0) {
+          pa = at;
+          order = o + 1;
+        } else if (o > 0) {
+          pa = at;
+          order = o - 1;
+        } else {
+          pa = at - ps; // an order-1 block whose upper half is the victim's page
+          order = 1;
+        }
+        attempt(vm, res, kind, pa, order);
+      } finally {
+        locks.unlock(d);
+      }
+    }
+  }
+  locks.flushCounters();
+  return res;
+}
+
+/** One bad free (caller holds the lock of pa's domain); counts the outcome. */
+function attempt(vm: VmPhys, res: SaboteurResult, kind: number, pa: number, order: number): void {
+  res.attempts[kind]++;
+  try {
+    vm.freePages(pa, Pool.DEFAULT, order);
+    res.accepted[kind]++;
+  } catch (e) {
+    if (e instanceof VmPhysError) res.codes[e.code] = (res.codes[e.code] ?? 0) + 1;
+    else if (res.untyped.length < 8) res.untyped.push(`${(e as Error).name}: ${(e as Error).message}`);
+    else res.untyped.length++;
+  }
 }
 
 interface ComputeConfig {
@@ -291,9 +422,13 @@ function noise(cfg: ComputeConfig): { type: 'computed'; ms: number; sink: number
 
 const port = parentPort;
 if (port) {
-  const cfg = workerData as StressWorkerConfig | DrainConfig | ComputeConfig;
+  const cfg = workerData as StressWorkerConfig | DrainConfig | ComputeConfig | SaboteurConfig;
   try {
-    if (cfg.role === 'compute') {
+    if (cfg.role === 'sabotage') {
+      port.postMessage({ type: 'ready', index: cfg.index });
+      waitGo(cfg.handle.sync);
+      port.postMessage(sabotage(cfg));
+    } else if (cfg.role === 'compute') {
       port.postMessage({ type: 'ready', index: cfg.index });
       waitGo(cfg.sync);
       port.postMessage(cfg.iterations < 0 ? noise(cfg) : compute(cfg));
