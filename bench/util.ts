@@ -154,6 +154,19 @@ export function runChild<T>(
   arg: unknown = null,
   nodeArgs: string[] = [],
 ): Promise<T> {
+  return runChildOutput<T>(module, exportName, arg, nodeArgs).then((r) => r.value);
+}
+
+/**
+ * `runChild`, also handing back everything the child wrote to stdout (e.g. V8's `--trace-deopt`
+ * output, which node writes there) for the caller to parse.
+ */
+export function runChildOutput<T>(
+  module: string,
+  exportName: string,
+  arg: unknown = null,
+  nodeArgs: string[] = [],
+): Promise<{ value: T; stdout: string }> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(
       process.execPath,
@@ -174,9 +187,48 @@ export function runChild<T>(
         reject(new Error(`bench child ${exportName} exited with ${code}${out ? `: ${out.slice(-500)}` : ''}`));
         return;
       }
-      resolvePromise(JSON.parse(line.slice(RESULT_TAG.length)) as T);
+      resolvePromise({ value: JSON.parse(line.slice(RESULT_TAG.length)) as T, stdout: out });
     });
   });
+}
+
+/** Marker line a child prints before the work of its machine k (see `deoptsPerMachine`). */
+export function machineMarker(k: number): string {
+  return `@@VMPHYS-BENCH-MACHINE ${k}`;
+}
+
+/**
+ * Count V8 deoptimisations per machine in `--trace-deopt` output: the lines after
+ * `machineMarker(k)` and before the next marker belong to machine k. A deoptimisation is a
+ * `[bailout` line (the function itself deoptimised) or a `marking dependent code` line (its
+ * optimised code thrown away); only functions named in `hot` are counted. Returns counts per
+ * machine (index = k) and the deoptimised functions, with their reasons, per machine.
+ */
+export function deoptsPerMachine(
+  stdout: string,
+  hot: ReadonlySet<string>,
+  machines: number,
+): { counts: number[]; what: string[][] } {
+  const counts = new Array<number>(machines).fill(0);
+  const what: string[][] = Array.from({ length: machines }, () => []);
+  let k = -1;
+  for (const line of stdout.split('\n')) {
+    const m = /^@@VMPHYS-BENCH-MACHINE (\d+)/.exec(line);
+    if (m) {
+      k = Number(m[1]);
+      continue;
+    }
+    if (k < 0 || k >= machines) continue;
+    const bail = /^\[bailout .*reason: ([^)]*)\).*deoptimizing 0x[0-9a-f]+ <JSFunction (\S+)/.exec(line);
+    const dep = /^\[marking dependent code .*<SharedFunctionInfo (\S+?)>.*reason: ([^\]]*)\]/.exec(line);
+    const fn = bail ? bail[2] : dep ? dep[1] : null;
+    const reason = bail ? bail[1] : dep ? dep[2] : '';
+    if (fn !== null && hot.has(fn)) {
+      counts[k]++;
+      what[k].push(`${fn}: ${reason}`);
+    }
+  }
+  return { counts, what };
 }
 
 /** Used by bench/child.ts to hand a value back to `runChild`. */

@@ -215,6 +215,7 @@ export const suite: Suite = {
         w: 'mixed-public',
         name: 'mixed orders 0..10, random frees, public API',
         ops: mixedN,
+        goal: '≥ 15 M ops/s (validated API)',
         notes: 'P(order k) ∝ 2^-k, ~4096 live blocks, DEFAULT/DIRECT at random; ops = allocs + frees',
       },
       {

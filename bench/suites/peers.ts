@@ -186,12 +186,17 @@ export const suite: Suite = {
     const lifoSamples = new Map<PeerKind, number[]>(LOOPS.map((k) => [k, []]));
     const lifoRatios: number[] = [];
     const lifoRatiosPcpu: number[] = [];
+    // The validated API (the one a library user calls) against thi.ng and against the index API.
+    const publicVsThing: number[] = [];
+    const publicVsIndex: number[] = [];
     const rounds = quick ? 1 : 5;
     for (let r = 0; r < rounds; r++) {
       const roundMedian = new Map<PeerKind, number>();
       // vmphys and thi.ng back to back, alternating which goes first.
       const order: PeerKind[] =
-        r % 2 === 0 ? ['vmphys-idx', 'thing', 'vmphys-pcpu'] : ['vmphys-pcpu', 'thing', 'vmphys-idx'];
+        r % 2 === 0
+          ? ['vmphys-idx', 'thing', 'vmphys-public', 'vmphys-pcpu']
+          : ['vmphys-pcpu', 'vmphys-public', 'thing', 'vmphys-idx'];
       for (const kind of [...order, ...LOOPS.filter((k) => !order.includes(k))]) {
         const samples = await runChild<number[]>(SELF, 'childLifo', {
           kind,
@@ -203,6 +208,9 @@ export const suite: Suite = {
       }
       lifoRatios.push((roundMedian.get('thing') ?? Number.NaN) / (roundMedian.get('vmphys-idx') ?? Number.NaN));
       lifoRatiosPcpu.push((roundMedian.get('thing') ?? Number.NaN) / (roundMedian.get('vmphys-pcpu') ?? Number.NaN));
+      const pub = roundMedian.get('vmphys-public') ?? Number.NaN;
+      publicVsThing.push(pub / (roundMedian.get('thing') ?? Number.NaN));
+      publicVsIndex.push(pub / (roundMedian.get('vmphys-idx') ?? Number.NaN));
     }
     for (const kind of LOOPS) {
       const samples = lifoSamples.get(kind) ?? [];
@@ -241,6 +249,18 @@ export const suite: Suite = {
         goal: '≥ 1× (vmphys no slower)',
         notes:
           "order-0 pages as FreeBSD's vm_page_alloc serves them: from the per-CPU pgcache (src/workers/pcpu.ts; refills and drains of 64 pages through vm_phys under the domain lock, frees checked); median of per-round ratios, the runs of a round back to back",
+      }),
+    );
+    out.push(
+      result('hot LIFO: vmphys (public API) ns ÷ @thi.ng/malloc ns', '×', publicVsThing, {
+        goal: '≤ 1× (the validated API no slower than thi.ng MemPool)',
+        notes:
+          "allocPages/freePages (validated: arguments, alignment, ownership) vs thi.ng's MemPool; median of per-round ratios, the runs of a round back to back",
+      }),
+      result('hot LIFO: vmphys (public API) ns ÷ vmphys (index API) ns', '×', publicVsIndex, {
+        goal: '≤ 1.5× (validation costs at most half the engine)',
+        notes:
+          'the validated API against the unvalidated index API; median of per-round ratios, runs of a round back to back',
       }),
     );
     out.push({

@@ -21,14 +21,15 @@ import { type PhysState, qIndex, SEGROW_SIZE } from './state.js';
 
 /** The body of vm_phys_alloc_pages on page indices: free lists in VM_FREELIST_* order; -1 if none. */
 export function allocPagesIdx(s: PhysState, domain: number, pool: number, order: number): number {
-  // allocFreelistIdx's fast path for free list 0, repeated here rather than called: one call
-  // level less keeps the whole order-0 path within the compiler's inlining budget.
-  const base = s.flQBase[Math.imul(domain, s.nFl)];
-  if (base >= 0 && order < s.maxOrder) {
-    const own = (base + Math.imul(pool, s.nOrd)) | 0;
-    const m = s.q[(s.oHead + own + order) | 0];
+  // allocFreelistIdx's fast path for free list 0, repeated here rather than called, its queue
+  // found with one load (allocQ): the whole order-0 path must fit the compiler's cumulative
+  // inlining budget (bytecode size), so every byte here counts.
+  // (domain << 2) | pool: ALLOCQ_POOL_SHIFT spelled out (an imported constant costs a load and budget).
+  const q = s.allocQ[(domain << 2) | pool] + order;
+  if (q >= 0 && order < s.maxOrder) {
+    const m = s.q[s.oHead + q];
     if (m >= 0) {
-      qRemLinked(s, (own + order) | 0, m, pool);
+      qRemLinked(s, q, m, pool);
       return m;
     }
   }
@@ -184,8 +185,8 @@ export function freePagesIdx(s: PhysState, idx: number, pool: number, order: num
   const sh = s.seg;
   const r = seg << 3;
   if (order < s.maxOrder) {
-    const bit = 1 << order;
-    const buddy = ((idx + sh[r + 2]) & bit) !== 0 ? (idx - bit) | 0 : (idx + bit) | 0;
+    // The buddy flips bit `order` of the pfn ((idx + adj) has the pfn's low bits), in int32.
+    const buddy = (((idx + sh[r + 2]) ^ (1 << order)) - sh[r + 2]) | 0;
     if (buddy >= sh[r] && buddy < sh[r + 1]) {
       const bm = s.meta[buddy];
       if (metaOrder(bm) === order && bm !== 0) {
@@ -194,7 +195,7 @@ export function freePagesIdx(s: PhysState, idx: number, pool: number, order: num
       }
     }
   }
-  qAddTail(s, (sh[r + 3] + Math.imul(pool, s.nOrd) + order) | 0, idx, order, pool);
+  qAddTail(s, sh[r + 3] + pool * s.nOrd + order, idx, order, pool);
 }
 
 /** freePagesIdx when the block has a free buddy: merge up, then queue. */

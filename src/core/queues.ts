@@ -124,19 +124,20 @@ export function qAdd(s: PhysState, q: number, idx: number, order: number, pool: 
  * that the compiler inlines it into the free and split paths.
  */
 export function qAddTail(s: PhysState, q: number, idx: number, order: number, pool: number): void {
+  // No `| 0` on stored sums: a store into an Int32Array truncates, so the compiler adds without
+  // overflow checks anyway, and each `| 0` costs inlining budget (see qRemLinked).
   const w = s.q;
-  const tq = (s.oTail + q) | 0;
+  const tq = s.oTail + q;
   s.meta[idx] = metaByte(pool, order);
   const t = w[tq];
-  if (t < 0) w[(s.oHead + q) | 0] = idx;
+  if (t < 0) w[s.oHead + q] = idx;
   else {
     const link = s.link;
-    link[(t << 1) >>> 0] = (idx + 1) | 0;
-    link[((idx << 1) | 1) >>> 0] = (t + 1) | 0;
+    link[(t << 1) >>> 0] = idx + 1;
+    link[((idx << 1) | 1) >>> 0] = t + 1;
   }
   w[tq] = idx;
-  const cq = (s.oCount + q) | 0;
-  w[cq] = (w[cq] + 1) | 0;
+  w[s.oCount + q]++;
 }
 
 /** qAdd at the head (vm_freelist_add(..., tail = 0)). */
@@ -189,21 +190,24 @@ export function qRem(s: PhysState, q: number, idx: number): void {
  * Contract: idx is on queue q, which holds pool `pool` at an order < maxOrder.
  */
 export function qRemLinked(s: PhysState, q: number, idx: number, pool: number): void {
-  const link = s.link;
+  // Written for bytecode size: the order-0 allocation and free paths (allocPagesIdx with this,
+  // freeIdx with qAddTail) must fit the compiler's cumulative inlining budget together.
+  // nx1/pv1 are raw links (page index + 1); 0 stands for "none" here: idx is the tail / the
+  // head. The new tail's next and the new head's prev may be written 0: those links are never
+  // read (walks stop at the tail; removals test the head first).
   const w = s.q;
-  const hq = (s.oHead + q) | 0;
-  const tq = (s.oTail + q) | 0;
-  const isHead = w[hq] === idx;
-  const isTail = w[tq] === idx;
-  const nx = isTail ? -1 : (link[(idx << 1) >>> 0] - 1) | 0;
-  const pv = isHead ? -1 : (link[((idx << 1) | 1) >>> 0] - 1) | 0;
-  if (isHead) w[hq] = nx;
-  else if (!isTail) link[(pv << 1) >>> 0] = (nx + 1) | 0;
-  if (isTail) w[tq] = pv;
-  else if (!isHead) link[((nx << 1) | 1) >>> 0] = (pv + 1) | 0;
+  const link = s.link;
+  const hq = s.oHead + q;
+  const tq = s.oTail + q;
+  const i2 = (idx << 1) >>> 0;
+  const nx1 = w[tq] === idx ? 0 : link[i2];
+  const pv1 = w[hq] === idx ? 0 : link[i2 + 1];
+  if (pv1 === 0) w[hq] = nx1 - 1;
+  else link[((pv1 - 1) << 1) >>> 0] = nx1;
+  if (nx1 === 0) w[tq] = pv1 - 1;
+  else link[(((nx1 - 1) << 1) | 1) >>> 0] = pv1;
   s.meta[idx] = metaByte(pool, s.nOrd);
-  const cq = (s.oCount + q) | 0;
-  w[cq] = (w[cq] - 1) | 0;
+  w[s.oCount + q]--;
 }
 
 // ------------------------------------------------------------------ lazy runs

@@ -6,12 +6,12 @@
  *
  * The shared segment table (layout SEGF, written by physinit.ts) is the persistent form; this
  * file is the only writer of the derived index in PhysState (segStart, segEnd, seg rows,
- * flQBase), rebuilt by `refreshSegments` after init, attach or restore, read-only afterwards.
+ * flQBase, allocQ), rebuilt by `refreshSegments` after init, attach or restore, read-only afterwards.
  * Friends read segments through the functions here.
  * @internal
  */
 import { CTL, SEGF } from './layout.js';
-import { type PhysState, qIndex, SEGROW, SEGROW_SIZE } from './state.js';
+import { ALLOCQ_POOL_SHIFT, NO_QUEUE, type PhysState, qIndex, SEGROW, SEGROW_SIZE } from './state.js';
 
 /** Rebuild the segment index from the shared segment table. */
 export function refreshSegments(s: PhysState): void {
@@ -42,6 +42,11 @@ export function refreshSegments(s: PhysState): void {
     for (let fl = 0; fl < s.nFl; fl++) {
       const flind = s.c.ctl[CTL.FL_TO_FLIND + fl];
       s.flQBase[d * s.nFl + fl] = flind < 0 || n === 0 ? -1 : qIndex(s, d, flind, 0, 0);
+    }
+  for (let d = 0; d < s.profile.maxMemDom; d++)
+    for (let pool = 0; pool < s.nPool; pool++) {
+      const base = s.flQBase[d * s.nFl];
+      s.allocQ[(d << ALLOCQ_POOL_SHIFT) | pool] = base < 0 ? NO_QUEUE : base + pool * s.nOrd;
     }
 }
 

@@ -21,6 +21,15 @@ export const SEGROW_SIZE = 8;
 export const SEGROW = { FIRST: 0, END: 1, ADJ: 2, QBASE: 3, DOMAIN: 4, FLIND: 5 } as const;
 
 /**
+ * `PhysState.allocQ` is indexed by (domain << ALLOCQ_POOL_SHIFT) | pool: a power-of-two stride,
+ * so the order-0 allocation path indexes it with one shift and one or (no multiply). Profiles
+ * have at most 1 << ALLOCQ_POOL_SHIFT pools (the constructor checks).
+ */
+export const ALLOCQ_POOL_SHIFT = 2;
+/** An `allocQ` entry for a domain without free list 0: any order added to it stays negative. */
+export const NO_QUEUE = -0x40000000;
+
+/**
  * One machine's state.
  * @internal
  */
@@ -56,6 +65,11 @@ export class PhysState {
   readonly seg: Int32Array;
   /** qIndex(domain, vm_freelist_to_flind[freelist], 0, 0) per [domain][freelist]; -1: no such list. */
   readonly flQBase: Int32Array;
+  /**
+   * The order-0 queue of free list 0 per [domain][pool] (ALLOCQ_POOL_SHIFT stride), NO_QUEUE when
+   * the domain has no free list 0: vm_phys_alloc_pages' first try, found with one load (segments.ts).
+   */
+  readonly allocQ: Int32Array;
   /** One-entry caches: the last segment looked up, as its row offset in `seg` (segments.ts); the last lazy run (queues.ts). */
   lastSegRow: number;
   lastRun: number;
@@ -86,6 +100,9 @@ export class PhysState {
     this.segEnd = new Float64Array(n);
     this.seg = new Int32Array(SEGROW_SIZE * (n + 1));
     this.flQBase = new Int32Array(profile.maxMemDom * profile.nFreeList).fill(-1);
+    if (profile.nFreePool > 1 << ALLOCQ_POOL_SHIFT)
+      throw new RangeError('profile has more free pools than allocQ holds');
+    this.allocQ = new Int32Array(profile.maxMemDom << ALLOCQ_POOL_SHIFT).fill(NO_QUEUE);
     this.lastSegRow = 0;
     this.lastRun = 0;
     this.lastLookAhead = -1;
