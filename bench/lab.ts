@@ -245,7 +245,7 @@ function writeFromResults(root: string): void {
   }
   const c = r.seriesCost;
   const pct = (x: number) => `${(100 * (x - 1)).toFixed(1)} %`;
-  md += `\n**Series cost** at its default interval (${c.every} events, ${c.samplesPerReplay} samples per replay of the trace on the fresh machine), ${c.pairs} pairs of alternating replays without and with the series in one process after ${c.warmup} warm-up pairs:\n\n`;
+  md += `\n**Series cost** at its default interval (${c.every} events, ${c.samplesPerReplay} samples per replay of the trace on the fresh machine), ${c.pairs} pairs of alternating replays without and with the series (both in chunks of ${c.every} events) in one process after ${c.warmup} warm-up pairs:\n\n`;
   md += '| | without | with | ratio median | quartiles | min – max |\n|---|---:|---:|---:|---:|---:|\n';
   md += `| CPU time (user + system) | ${c.medianPlainCpu.toFixed(3)} s | ${c.medianSeriesCpu.toFixed(3)} s | ${c.cpuRatio.median.toFixed(3)} (${pct(c.cpuRatio.median)}) | ${c.cpuRatio.q1.toFixed(3)} – ${c.cpuRatio.q3.toFixed(3)} | ${c.cpuRatio.min.toFixed(3)} – ${c.cpuRatio.max.toFixed(3)} |\n`;
   md += `| wall clock | ${c.medianPlainWall.toFixed(3)} s | ${c.medianSeriesWall.toFixed(3)} s | ${c.wallRatio.median.toFixed(3)} (${pct(c.wallRatio.median)}) | ${c.wallRatio.q1.toFixed(3)} – ${c.wallRatio.q3.toFixed(3)} | ${c.wallRatio.min.toFixed(3)} – ${c.wallRatio.max.toFixed(3)} |\n`;
