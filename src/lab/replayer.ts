@@ -140,7 +140,7 @@ export class PolicyReplayer {
     for (let d = 1; d < this.ndomains && idx < 0; d++) idx = this.allocIn(d, pool, o, fl);
     if (idx < 0) {
       this.failedAllocs++;
-      this.failedByOrder[o < 31 ? o : 31]++;
+      this.failedByOrder[Math.min(o, 31)]++;
       this.slotv[2 * s] = -1;
       this.slotv[2 * s + 1] = o;
       return;
@@ -197,7 +197,7 @@ export class PolicyReplayer {
       case R_TOOBIG:
         this.allocs++;
         this.failedAllocs++;
-        this.failedByOrder[o < 31 ? o : 31]++;
+        this.failedByOrder[Math.min(o, 31)]++;
         return ax;
       case R_SPLIT:
         return this.splitFree(s, o, aux, ax);

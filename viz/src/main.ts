@@ -2,7 +2,8 @@
 // over the SharedArrayBuffers it posts once per boot (a read-only VmPhys over the same memory: no
 // copy per frame), and on each animation frame where CTL.GENERATION moved (or the view changed)
 // redraws the memory map (canvas ImageData), the counters, the vm.phys_free table and the
-// free-blocks-per-order chart beside the superpage chart (U_9 / S_9 from src/lab). Exposes `window.__viz` for tests and curious users.
+// free-blocks-per-order chart beside the superpage chart (U_9 / S_9 from src/lab's metrics).
+// Exposes `window.__viz` for tests and curious users.
 // Owned by the viz work (issue 8).
 import { hex } from '../../src/core/errors.js';
 import { CTL, controlViews, pageViews, STAT } from '../../src/core/layout.js';
