@@ -48,24 +48,57 @@ function peakFootprint(ev: TraceEvents): { pages: number; at: number } {
   return { pages, at };
 }
 
-/** Replay seconds with and without a FragSeries at its default interval, alternating (paired). */
-function seriesCost(ev: TraceEvents, pairs: number) {
+const SERIES_GOAL = 0.1;
+
+function median(a: number[]): number {
+  const b = [...a].sort((x, y) => x - y);
+  const n = b.length;
+  return n % 2 === 1 ? b[n >> 1] : (b[n / 2 - 1] + b[n / 2]) / 2;
+}
+
+function quantile(a: number[], q: number): number {
+  const b = [...a].sort((x, y) => x - y);
+  const x = q * (b.length - 1);
+  const i = Math.floor(x);
+  return i + 1 < b.length ? b[i] + (x - i) * (b[i + 1] - b[i]) : b[i];
+}
+
+/**
+ * The series' cost at its default interval, in one process: after warm-up, `pairs` pairs of
+ * replays of the whole trace on the fresh machine, one without and one with a FragSeries, the
+ * order inside a pair alternating. Both replay in the same chunks of the series interval (one
+ * call over the whole trace resolves it into one large batch, which is itself slower, so it
+ * would flatter the series); each replay timed in wall-clock and in process CPU time
+ * (`process.cpuUsage`, user + system). Reported: per-pair ratios (with / without), their median
+ * and quartiles, and as a cross-check the cost of one sample (timed over many samples of the end
+ * state) × the samples a replay takes ÷ the median replay time without the series.
+ */
+function seriesCost(ev: TraceEvents, pairs: number, warmup: number) {
   const map = { ram: firecrackerMap(FRESH_MIB * 2 ** 20).ram };
-  const once = (withSeries: boolean): number => {
+  let samples = 0;
+  const once = (withSeries: boolean): { wall: number; cpu: number } => {
     const vm = buildMachine(map, 'lazy');
     const r = new TraceReplayer(vm, { sampleEvery: 0 });
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     if (withSeries) {
       const s = new FragSeries(vm);
       s.replay(r, ev.op, ev.pfn, ev.order, ev.flags, 0, ev.count);
       s.finish(r.events);
-    } else r.run(ev.op, ev.pfn, ev.order, ev.flags, 0, ev.count);
-    return (performance.now() - t0) / 1000;
+      samples = s.length;
+    } else
+      for (let i = 0; i < ev.count; i += DEFAULT_SERIES_EVERY)
+        r.run(ev.op, ev.pfn, ev.order, ev.flags, i, Math.min(ev.count, i + DEFAULT_SERIES_EVERY));
+    const wall = (performance.now() - t0) / 1000;
+    const c = process.cpuUsage(c0);
+    return { wall, cpu: (c.user + c.system) / 1e6 };
   };
-  once(false);
-  once(true);
-  const plain: number[] = [];
-  const sampled: number[] = [];
+  for (let i = 0; i < warmup; i++) {
+    once(i % 2 === 0);
+    once(i % 2 !== 0);
+  }
+  const plain: { wall: number; cpu: number }[] = [];
+  const sampled: { wall: number; cpu: number }[] = [];
   for (let i = 0; i < pairs; i++) {
     if (i % 2 === 0) {
       plain.push(once(false));
@@ -75,18 +108,61 @@ function seriesCost(ev: TraceEvents, pairs: number) {
       plain.push(once(false));
     }
   }
-  const med = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
-  const ratios = plain.map((p, i) => sampled[i] / p);
+  // Cross-check: one sample's cost on the end state of a replay.
+  const vm = buildMachine(map, 'lazy');
+  new TraceReplayer(vm, { sampleEvery: 0 }).run(ev.op, ev.pfn, ev.order, ev.flags, 0, ev.count);
+  const reps = 20000;
+  const probe = new FragSeries(vm, { capacity: reps });
+  for (let i = 0; i < 1000; i++) probe.sample(i);
+  const probe2 = new FragSeries(vm, { capacity: reps });
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) probe2.sample(i);
+  const sampleWall = (performance.now() - t0) / 1000 / reps;
+  const cu = process.cpuUsage(c0);
+  const sampleCpu = (cu.user + cu.system) / 1e6 / reps;
+  const wallRatios = plain.map((p, i) => sampled[i].wall / p.wall);
+  const cpuRatios = plain.map((p, i) => sampled[i].cpu / p.cpu);
+  const medianPlainCpu = median(plain.map((x) => x.cpu));
+  const estimate = (sampleCpu * samples) / medianPlainCpu;
+  const medianCpuRatio = median(cpuRatios);
   return {
     every: DEFAULT_SERIES_EVERY,
     pairs,
-    plainSeconds: plain,
-    seriesSeconds: sampled,
-    medianPlain: med(plain),
-    medianSeries: med(sampled),
-    medianRatio: med(ratios),
-    minRatio: Math.min(...ratios),
-    maxRatio: Math.max(...ratios),
+    warmup,
+    samplesPerReplay: samples,
+    plainWall: plain.map((x) => x.wall),
+    seriesWall: sampled.map((x) => x.wall),
+    plainCpu: plain.map((x) => x.cpu),
+    seriesCpu: sampled.map((x) => x.cpu),
+    medianPlainWall: median(plain.map((x) => x.wall)),
+    medianSeriesWall: median(sampled.map((x) => x.wall)),
+    medianPlainCpu,
+    medianSeriesCpu: median(sampled.map((x) => x.cpu)),
+    wallRatio: {
+      median: median(wallRatios),
+      q1: quantile(wallRatios, 0.25),
+      q3: quantile(wallRatios, 0.75),
+      min: Math.min(...wallRatios),
+      max: Math.max(...wallRatios),
+    },
+    cpuRatio: {
+      median: medianCpuRatio,
+      q1: quantile(cpuRatios, 0.25),
+      q3: quantile(cpuRatios, 0.75),
+      min: Math.min(...cpuRatios),
+      max: Math.max(...cpuRatios),
+    },
+    sampleSecondsWall: sampleWall,
+    sampleSecondsCpu: sampleCpu,
+    estimatedOverhead: estimate,
+    goal: `the series costs at most ${SERIES_GOAL * 100} % of replay time at its default interval`,
+    verdict:
+      medianCpuRatio - 1 <= SERIES_GOAL && estimate <= SERIES_GOAL
+        ? 'met'
+        : medianCpuRatio - 1 <= SERIES_GOAL || estimate <= SERIES_GOAL
+          ? 'unclear (the paired ratio and the per-sample estimate disagree)'
+          : 'not met',
   };
 }
 
@@ -111,9 +187,10 @@ async function main(): Promise<void> {
   console.log(`fragmented ${FRAG.ramMiB} MiB machine: U_9 ${frag.unusable.toFixed(3)}, ${frag.freePages} free pages`);
   const fragged = runPolicies(ev, policies, { build: () => restore(snap, { shared: false }), onPolicy: log });
   console.log('series cost (paired)');
-  const cost = seriesCost(ev, 7);
+  const cost = seriesCost(ev, 21, 2);
   console.log(
-    `  median ratio ${cost.medianRatio.toFixed(3)} (${cost.minRatio.toFixed(3)} .. ${cost.maxRatio.toFixed(3)})`,
+    `  median CPU ratio ${cost.cpuRatio.median.toFixed(3)} (IQR ${cost.cpuRatio.q1.toFixed(3)} .. ${cost.cpuRatio.q3.toFixed(3)}), ` +
+      `wall ${cost.wallRatio.median.toFixed(3)}; per-sample estimate ${(100 * cost.estimatedOverhead).toFixed(2)} %: ${cost.verdict}`,
   );
   const result = {
     suite: 'policy',
@@ -136,6 +213,23 @@ async function main(): Promise<void> {
   writeFromResults(root);
 }
 
+/** How many policies end in distinct states, and which orders fail (the same for all or not). */
+function endStates(rs: PolicyResult[]): string {
+  const distinct = new Set(rs.map((r) => r.endState)).size;
+  const key = (r: PolicyResult) => JSON.stringify(r.counts.failedByOrder);
+  const fails = (r: PolicyResult) =>
+    r.counts.failedByOrder
+      .map((n, o) => (n > 0 ? `order ${o}: ${n}` : ''))
+      .filter((x) => x !== '')
+      .join(', ') || 'none';
+  const same = rs.every((r) => key(r) === key(rs[0]));
+  let out = `\nEnd states (hash of every page's state byte): ${distinct} distinct among ${rs.length} policies. Failed allocations by requested order: `;
+  out += same
+    ? `${fails(rs[0])} under every policy.\n`
+    : `${rs.map((r) => `${r.policy.name} ${fails(r)}`).join('; ')}.\n`;
+  return out;
+}
+
 /** Charts and tables from bench/results/policy.json. */
 function writeFromResults(root: string): void {
   const r = JSON.parse(readFileSync(join(root, 'bench/results/policy.json'), 'utf8'));
@@ -146,10 +240,16 @@ function writeFromResults(root: string): void {
     writeFileSync(join(root, `docs/img/policy-${sc.name}-s9.svg`), charts.s9);
     md += `\n**${sc.machine}** (${r.events.toLocaleString('en-US')} events of \`${r.trace}\`; peak footprint ${r.peakFootprint.pages.toLocaleString('en-US')} pages)\n\n`;
     md += policyTable(sc.results);
+    md += endStates(sc.results);
     md += `\n![U_9, ${sc.name}](img/policy-${sc.name}-u9.svg)\n![S_9, ${sc.name}](img/policy-${sc.name}-s9.svg)\n`;
   }
   const c = r.seriesCost;
-  md += `\nSeries cost at its default interval (${c.every} events), ${c.pairs} paired alternating replays on the fresh machine: median ${c.medianPlain.toFixed(3)} s without, ${c.medianSeries.toFixed(3)} s with; median ratio ${c.medianRatio.toFixed(3)} (range ${c.minRatio.toFixed(3)} – ${c.maxRatio.toFixed(3)}).\n`;
+  const pct = (x: number) => `${(100 * (x - 1)).toFixed(1)} %`;
+  md += `\n**Series cost** at its default interval (${c.every} events, ${c.samplesPerReplay} samples per replay of the trace on the fresh machine), ${c.pairs} pairs of alternating replays without and with the series (both in chunks of ${c.every} events) in one process after ${c.warmup} warm-up pairs:\n\n`;
+  md += '| | without | with | ratio median | quartiles | min – max |\n|---|---:|---:|---:|---:|---:|\n';
+  md += `| CPU time (user + system) | ${c.medianPlainCpu.toFixed(3)} s | ${c.medianSeriesCpu.toFixed(3)} s | ${c.cpuRatio.median.toFixed(3)} (${pct(c.cpuRatio.median)}) | ${c.cpuRatio.q1.toFixed(3)} – ${c.cpuRatio.q3.toFixed(3)} | ${c.cpuRatio.min.toFixed(3)} – ${c.cpuRatio.max.toFixed(3)} |\n`;
+  md += `| wall clock | ${c.medianPlainWall.toFixed(3)} s | ${c.medianSeriesWall.toFixed(3)} s | ${c.wallRatio.median.toFixed(3)} (${pct(c.wallRatio.median)}) | ${c.wallRatio.q1.toFixed(3)} – ${c.wallRatio.q3.toFixed(3)} | ${c.wallRatio.min.toFixed(3)} – ${c.wallRatio.max.toFixed(3)} |\n`;
+  md += `\nCross-check: one sample costs ${(c.sampleSecondsCpu * 1e6).toFixed(1)} µs of CPU; × ${c.samplesPerReplay} samples ÷ ${c.medianPlainCpu.toFixed(3)} s = ${(100 * c.estimatedOverhead).toFixed(2)} % of a replay.\n\nGoal: ${c.goal}. Verdict (median CPU ratio and the per-sample estimate both within the goal): **${c.verdict}**.\n`;
   const file = join(root, 'docs/policy-lab.md');
   const BEGIN = '<!-- lab:begin (npm run lab) -->';
   const END = '<!-- lab:end -->';

@@ -22,10 +22,11 @@ import {
   type Policy,
   PolicyEngine,
   policyByName,
+  resetSteals,
   stealCounts,
 } from '../src/core/policy.js';
 import { forEachFreeBlock, orderAt, qHead, qNext } from '../src/core/queues.js';
-import { snapshot } from '../src/core/snapshot.js';
+import { restore, snapshot } from '../src/core/snapshot.js';
 import { qIndex } from '../src/core/state.js';
 import { physFree } from '../src/core/sysctl.js';
 import { verify } from '../src/core/verify.js';
@@ -277,6 +278,43 @@ describe('fragmenter', () => {
     assert.ok(a.r.unusable <= 0.7 && a.r.unusable > 0.5, `U_9 ${a.r.unusable}`);
     assert.deepEqual(a.snap, b.snap);
     assert.notDeepEqual(a.snap, c.snap);
+  });
+
+  test('from a restored snapshot each policy runs as on the original machine, and the policies differ', () => {
+    const start = () => {
+      const vm = buildMachine(SMALL, 'lazy');
+      fragment(vm, { target: 0.9, seed: 3 });
+      return vm;
+    };
+    const snap = snapshot(start());
+    const names = ['freebsd', 'lowest', 'lifo', 'smallest-fit', 'pcpu'];
+    const differ = ['lowest', 'lifo', 'pcpu'];
+    const ends = new Map<string, string>();
+    for (const n of names) {
+      const restored = restore(snap, { shared: false });
+      const r = runPolicy(ev, policyByName(n), { build: () => restored, every: 100 });
+      assert.equal(r.policy.name, n);
+      const direct = start();
+      resetSteals(direct.state);
+      const rep = new PolicyReplayer(direct, policyByName(n));
+      rep.run(ev.op, ev.pfn, ev.order, ev.flags, 0, ev.count);
+      assert.deepEqual(blocks(restored), blocks(direct), `${n}: restored and original machines end alike`);
+      assert.deepEqual(r.steals, stealCounts(direct.state), `${n}: steal counters`);
+      ends.set(n, blocks(restored).join(' '));
+    }
+    for (const n of differ) assert.notEqual(ends.get(n), ends.get('freebsd'), `${n} ends where freebsd does`);
+  });
+
+  test('from a restored fresh snapshot the pool fallback changes the steals', () => {
+    const snap = snapshot(buildMachine(SMALL, 'eager'));
+    const steals = (n: string) => {
+      const r = runPolicy(ev, policyByName(n), { build: () => restore(snap, { shared: false }), every: 100 });
+      return r.steals.flat().reduce((a, b) => a + b, 0);
+    };
+    const fb = steals('freebsd');
+    const sf = steals('smallest-fit');
+    assert.ok(fb > 0, 'the fixture makes FreeBSD steal');
+    assert.notEqual(sf, fb);
   });
 
   test('runPolicy records the policy and its series', () => {

@@ -22,6 +22,8 @@ import { dataPath, repoRoot } from '../src/cli/paths.js';
 import { STAT } from '../src/core/layout.js';
 import { physFree } from '../src/core/sysctl.js';
 import type { PoolCounts, VmPhys } from '../src/core/vmphys.js';
+import { fragStatsOf } from '../src/lab/fragmentation.js';
+import { superpageOrder } from '../src/lab/source.js';
 import { parseTrace } from '../src/trace/parse.js';
 import { TraceReplayer } from '../src/trace/replay.js';
 
@@ -57,6 +59,7 @@ interface VizApi {
   synthetic: { ops: number } | null;
   config: { trace: { available: boolean; name: string; earlyEvents: number } } | null;
   colors: { background: number[]; untouched: number[]; lazyHead: number[]; allocated: number[] };
+  fragChart(): { order: number; t: number[]; unusable: number[]; suitable: number[] };
 }
 
 /** The browser globals the page functions below use (the root tsconfig has no DOM lib). */
@@ -246,6 +249,22 @@ test('vmphys viz: the page boots, runs the workloads and draws the shared buffer
       }
       return { untouched, lazyHead, memory };
     });
+  /** Pixels inside the plot area of the superpage chart in its line colours (pink U, green S). */
+  const chartPixels = (id: string) =>
+    page.evaluate((cid) => {
+      const g = globalThis as unknown as PageGlobals;
+      const cv = g.document.getElementById(cid);
+      if (cv === null) throw new Error(`no #${cid} canvas`);
+      const px = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
+      let lines = 0;
+      // Plot area: 40 px of axis labels on the left, 52 on the right (viz/src/chart.ts FragChart).
+      for (let i = 0; i < px.length; i += 4) {
+        const x = (i / 4) % cv.width;
+        if (x < 44 || x >= cv.width - 56 || px[i + 3] < 200) continue;
+        if ((px[i] > 200 && px[i + 1] < 150) || (px[i + 1] > 180 && px[i] < 100)) lines++;
+      }
+      return lines;
+    }, id);
   const pageView = () =>
     viz((v) => ({
       counts: v.counts(),
@@ -263,6 +282,18 @@ test('vmphys viz: the page boots, runs the workloads and draws the shared buffer
     assert.equal(got.totals.lazyFree, want.counts.lazyinit, `${label}: lazy pages derived from meta`);
     assert.equal(got.totals.freeDefault, want.counts.default, `${label}: DEFAULT pages derived from meta`);
     assert.equal(got.totals.freeDirect, want.counts.direct, `${label}: DIRECT pages derived from meta`);
+    // The superpage chart's latest sample is U_j / S_j of the library's machine (j = superpage order).
+    const j = superpageOrder(vm.profile);
+    const st = fragStatsOf(vm);
+    const u = JSON.stringify(st.unusable[j]);
+    const sj = st.suitable[j];
+    await waitFor(
+      `${label}: the superpage chart's latest sample`,
+      `(() => { const d = v.fragChart(); const n = d.t.length; return d.order === ${j} && n > 0 && d.unusable[n - 1] === ${u} && d.suitable[n - 1] === ${sj}; })()`,
+      5000,
+    );
+    const fc = await chartPixels('fragchart');
+    assert.ok(fc > 0, `${label}: the superpage chart draws lines`);
     return got;
   };
 

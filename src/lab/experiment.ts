@@ -61,6 +61,8 @@ export interface PolicyResult {
   unusable: number[];
   suitable: number[];
   free: number[];
+  /** FNV-1a (hex) of every page's state byte at the end: equal end states have equal hashes. */
+  endState: string;
   /** Wall-clock seconds of the replay with sampling and probes. */
   seconds: number;
 }
@@ -132,6 +134,18 @@ export function runPolicy(ev: TraceEvents, policy: Policy, opts: ExperimentOptio
     unusable: Array.from(c.unusable),
     suitable: Array.from(c.suitable),
     free: Array.from(c.free),
+    endState: pageStateHash(vm),
     seconds,
   };
+}
+
+/** FNV-1a over every page's state byte (the pages.ts codec), as 8 hex digits. */
+export function pageStateHash(vm: VmPhys): string {
+  const m = vm.state.meta;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < m.length; i++) {
+    h ^= m[i];
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, '0');
 }

@@ -36,6 +36,8 @@ export interface PolicyReplayCounts {
   skippedFrees: number;
   lostFrees: number;
   failedAllocs: number;
+  /** Failed allocations per requested order (orders above 31 counted at 31). */
+  failedByOrder: number[];
   heldPages: number;
   /** Pages in the per-CPU cache (allocated from vm_phys's point of view). */
   cachedPages: number;
@@ -58,6 +60,7 @@ export class PolicyReplayer {
   skippedFrees = 0;
   lostFrees = 0;
   failedAllocs = 0;
+  readonly failedByOrder: Float64Array = new Float64Array(32);
   heldPages = 0;
   drainDoneAt = -1;
   private readonly phys: PhysState;
@@ -137,6 +140,7 @@ export class PolicyReplayer {
     for (let d = 1; d < this.ndomains && idx < 0; d++) idx = this.allocIn(d, pool, o, fl);
     if (idx < 0) {
       this.failedAllocs++;
+      this.failedByOrder[Math.min(o, 31)]++;
       this.slotv[2 * s] = -1;
       this.slotv[2 * s + 1] = o;
       return;
@@ -193,6 +197,7 @@ export class PolicyReplayer {
       case R_TOOBIG:
         this.allocs++;
         this.failedAllocs++;
+        this.failedByOrder[Math.min(o, 31)]++;
         return ax;
       case R_SPLIT:
         return this.splitFree(s, o, aux, ax);
@@ -241,6 +246,7 @@ export class PolicyReplayer {
       skippedFrees: this.skippedFrees,
       lostFrees: this.lostFrees,
       failedAllocs: this.failedAllocs,
+      failedByOrder: Array.from(this.failedByOrder.subarray(0, lastNonZero(this.failedByOrder) + 1)),
       heldPages: this.heldPages,
       cachedPages: this.pcpu?.pages ?? 0,
       pcpuRefills: this.pcpu?.refills ?? 0,
@@ -248,4 +254,9 @@ export class PolicyReplayer {
       drainDoneAt: this.drainDoneAt,
     };
   }
+}
+
+function lastNonZero(a: Float64Array): number {
+  for (let i = a.length - 1; i >= 0; i--) if (a[i] !== 0) return i;
+  return -1;
 }

@@ -220,3 +220,150 @@ export class FreeChart {
     }
   }
 }
+
+/** Colours of the superpage chart: U_j (left axis, 0..1) and S_j (right axis, blocks). */
+export const FRAG_COLORS = { unusable: '#f472b6', suitable: '#34d399' } as const;
+
+/**
+ * The "superpage availability over time" chart beside the per-order one: the unusable free space
+ * index U_j and the suitable blocks S_j at the superpage order j (src/lab/metrics.ts), both over
+ * all pools, sampled with the per-order chart. Bounded like FreeChart (every other sample dropped
+ * when full).
+ */
+export class FragChart {
+  private readonly canvas: HTMLCanvasElement;
+  private readonly t: number[] = [];
+  private readonly u: number[] = [];
+  private readonly s: number[] = [];
+  private dirty = true;
+  /** The superpage order the chart shows. */
+  order = 9;
+
+  constructor(canvas: HTMLCanvasElement) {
+    this.canvas = canvas;
+  }
+
+  reset(order: number): void {
+    this.t.length = 0;
+    this.u.length = 0;
+    this.s.length = 0;
+    this.order = order;
+    this.dirty = true;
+  }
+
+  /** Add a sample; equal consecutive values only move the time forward. */
+  sample(time: number, unusable: number, suitable: number): void {
+    const n = this.t.length;
+    if (
+      n >= 2 &&
+      this.u[n - 1] === unusable &&
+      this.u[n - 2] === unusable &&
+      this.s[n - 1] === suitable &&
+      this.s[n - 2] === suitable
+    ) {
+      this.t[n - 1] = time;
+      this.dirty = true;
+      return;
+    }
+    if (n >= MAX_SAMPLES) {
+      let k = 0;
+      for (let i = 0; i < n; i += 2, k++) {
+        this.t[k] = this.t[i];
+        this.u[k] = this.u[i];
+        this.s[k] = this.s[i];
+      }
+      this.t.length = this.u.length = this.s.length = k;
+    }
+    this.t.push(time);
+    this.u.push(unusable);
+    this.s.push(suitable);
+    this.dirty = true;
+  }
+
+  /** The series so far: times (s), U and S. */
+  data(): { order: number; t: number[]; unusable: number[]; suitable: number[] } {
+    return { order: this.order, t: [...this.t], unusable: [...this.u], suitable: [...this.s] };
+  }
+
+  draw(): void {
+    if (!this.dirty) return;
+    this.dirty = false;
+    const cv = this.canvas;
+    const dpr = window.devicePixelRatio || 1;
+    const w = cv.clientWidth;
+    const h = cv.clientHeight;
+    if (cv.width !== Math.round(w * dpr) || cv.height !== Math.round(h * dpr)) {
+      cv.width = Math.round(w * dpr);
+      cv.height = Math.round(h * dpr);
+    }
+    const g = cv.getContext('2d') as CanvasRenderingContext2D;
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, w, h);
+    const L = 40;
+    const R = 52;
+    const T = 12;
+    const B = 26;
+    const pw = w - L - R;
+    const ph = h - T - B;
+    g.font = '11px ui-monospace, SFMono-Regular, Menlo, monospace';
+    g.lineWidth = 1;
+    const n = this.t.length;
+    let smax = 1;
+    for (const v of this.s) if (v > smax) smax = v;
+    // A round right-axis maximum: 1, 2 or 5 × 10^k.
+    const p = 10 ** Math.floor(Math.log10(smax));
+    const top = [1, 2, 5, 10].map((m) => m * p).find((v) => v >= smax) ?? smax;
+    const yu = (v: number) => T + ph - v * ph;
+    const ys = (v: number) => T + ph - (v / top) * ph;
+    for (let k = 0; k <= 4; k++) {
+      const yy = Math.round(T + ph - (k / 4) * ph) + 0.5;
+      g.strokeStyle = '#1e293b';
+      g.beginPath();
+      g.moveTo(L, yy);
+      g.lineTo(L + pw, yy);
+      g.stroke();
+      g.textBaseline = 'middle';
+      g.textAlign = 'right';
+      g.fillStyle = FRAG_COLORS.unusable;
+      g.fillText((k / 4).toFixed(2), L - 6, yy);
+      g.textAlign = 'left';
+      g.fillStyle = FRAG_COLORS.suitable;
+      const sv = (top * k) / 4;
+      g.fillText(sv >= 1e4 ? `${sv / 1e3}k` : String(Math.round(sv)), L + pw + 6, yy);
+    }
+    const t0 = n > 0 ? this.t[0] : 0;
+    const t1 = n > 1 ? Math.max(this.t[n - 1], t0 + 1e-3) : t0 + 1;
+    const x = (t: number) => L + ((t - t0) / (t1 - t0)) * pw;
+    g.fillStyle = '#94a3b8';
+    g.textAlign = 'center';
+    g.textBaseline = 'top';
+    for (let k = 0; k <= 4; k++) {
+      const tt = t0 + ((t1 - t0) * k) / 4;
+      g.fillText(`${tt.toFixed(tt < 10 ? 1 : 0)} s`, x(tt), T + ph + 6);
+    }
+    const line = (vals: number[], y: (v: number) => number, color: string) => {
+      g.strokeStyle = color;
+      g.lineWidth = 1.8;
+      g.beginPath();
+      for (let i = 0; i < n; i++) {
+        const xx = x(this.t[i]);
+        if (i === 0) g.moveTo(xx, y(vals[i]));
+        else {
+          g.lineTo(xx, y(vals[i - 1]));
+          g.lineTo(xx, y(vals[i]));
+        }
+      }
+      if (n === 1) g.lineTo(L + pw, y(vals[0]));
+      g.stroke();
+    };
+    if (n === 0) {
+      g.fillStyle = '#64748b';
+      g.textAlign = 'center';
+      g.textBaseline = 'middle';
+      g.fillText('boot a machine to start the chart', L + pw / 2, T + ph / 2);
+      return;
+    }
+    line(this.s, ys, FRAG_COLORS.suitable);
+    line(this.u, yu, FRAG_COLORS.unusable);
+  }
+}

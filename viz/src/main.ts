@@ -2,7 +2,8 @@
 // over the SharedArrayBuffers it posts once per boot (a read-only VmPhys over the same memory: no
 // copy per frame), and on each animation frame where CTL.GENERATION moved (or the view changed)
 // redraws the memory map (canvas ImageData), the counters, the vm.phys_free table and the
-// free-blocks-per-order chart. Exposes `window.__viz` for tests and curious users.
+// free-blocks-per-order chart beside the superpage chart (U_9 / S_9 from src/lab's metrics).
+// Exposes `window.__viz` for tests and curious users.
 // Owned by the viz work (issue 8).
 import { hex } from '../../src/core/errors.js';
 import { CTL, controlViews, pageViews, STAT } from '../../src/core/layout.js';
@@ -13,7 +14,10 @@ import { segEndIdx, segFirst, segFlind, segOfIdx } from '../../src/core/segments
 import { qIndex } from '../../src/core/state.js';
 import { physFree } from '../../src/core/sysctl.js';
 import { type PoolCounts, type StartupMode, VmPhys } from '../../src/core/vmphys.js';
-import { FreeChart, ORDER_COLORS } from './chart.js';
+import { orderCounts } from '../../src/lab/fragmentation.js';
+import { fragStats } from '../../src/lab/metrics.js';
+import { superpageOrder } from '../../src/lab/source.js';
+import { FRAG_COLORS, FragChart, FreeChart, ORDER_COLORS } from './chart.js';
 import { CAT_RGB, Cat, catName, groupTotals, MapModel, NORDERS, rgbCss, type View } from './model.js';
 import type { BootedMsg, FromWorker, StatusMsg, TaskKind, ToWorker, VizConfig } from './protocol.js';
 
@@ -87,6 +91,9 @@ const ctx = canvas.getContext('2d', { willReadFrequently: true }) as CanvasRende
 const image = ctx.createImageData(W, H);
 const pixels = new Uint32Array(image.data.buffer);
 const chart = new FreeChart($<HTMLCanvasElement>('chart'));
+const fragChart = new FragChart($<HTMLCanvasElement>('fragchart'));
+$('fraglegend-u').style.color = FRAG_COLORS.unusable;
+$('fraglegend-s').style.color = FRAG_COLORS.suitable;
 /** ABGR words (little-endian ImageData) per category, and darker ones for cell borders. */
 const CAT_WORD = new Uint32Array(Cat.COUNT);
 const CAT_EDGE = new Uint32Array(Cat.COUNT);
@@ -368,6 +375,23 @@ function freeBlocksPerOrder(): Float64Array {
   return out;
 }
 
+/** U_j and S_j at the superpage order j, all pools (src/lab's metrics over the shared buffers). */
+function superpageStats(): { order: number; unusable: number; suitable: number } {
+  const m = vm as VmPhys;
+  const order = Math.min(superpageOrder(m.profile), m.nOrd - 1);
+  const st = fragStats(orderCounts(m));
+  return { order, unusable: st.unusable[order], suitable: st.suitable[order] };
+}
+
+/** One sample of both charts at `time` seconds since boot. */
+function sampleCharts(time: number): void {
+  chart.sample(time, freeBlocksPerOrder(), lazyBlocks());
+  const f = superpageStats();
+  fragChart.sample(time, f.unusable, f.suitable);
+  $('fraglegend-u').textContent = `U_${f.order} ${f.unusable.toFixed(3)}`;
+  $('fraglegend-s').textContent = `S_${f.order} ${fmt(f.suitable)}`;
+}
+
 /** Free blocks in the LAZYINIT pool, all orders, lists and domains. */
 function lazyBlocks(): number {
   const m = vm as VmPhys;
@@ -573,7 +597,8 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
     drawnGen = -1;
     chart.reset();
     chart.mark(0, `${msg.mode} boot`);
-    chart.sample(0, freeBlocksPerOrder(), lazyBlocks());
+    fragChart.reset(Math.min(superpageOrder(profile), vm.nOrd - 1));
+    sampleCharts(0);
     lastSample = bootTime;
     fit();
     buildSegments();
@@ -621,13 +646,14 @@ function frame(): void {
   if ((sampleDue && now - lastSample >= 40) || now - lastSample >= 500) {
     sampleDue = false;
     lastSample = now;
-    chart.sample((now - bootTime) / 1000, freeBlocksPerOrder(), lazyBlocks());
+    sampleCharts((now - bootTime) / 1000);
   }
   if (countersDirty) {
     countersDirty = false;
     updateCounters();
   }
   chart.draw();
+  fragChart.draw();
 }
 
 // ------------------------------------------------------------------ window.__viz
@@ -728,6 +754,10 @@ const api = {
   /** The chart's samples and marks. */
   chart() {
     return chart.data();
+  },
+  /** The superpage chart's samples (U_j and S_j at the superpage order j). */
+  fragChart() {
+    return fragChart.data();
   },
   view(): { start: number; k: number; cols: number; rows: number; span: number } {
     return { start: viewStart, k: layout.k, cols: layout.cols, rows: layout.rows, span };
