@@ -93,8 +93,12 @@ export function verify(vm: VmPhys, opts: VerifyOptions = {}): VerifyReport {
         if (a < e && e < b) fail('9', `segment ${s} crosses the affinity boundary ${hex(e)}`);
       }
     }
+  }
+  // Packed page indices: segments one after another, each as many pages as it spans.
+  for (let s = 0; s < st.nsegs; s++) {
     if (segFirst(st, s) !== pagesInSegs) fail('9', `segment ${s} does not start at page index ${pagesInSegs}`);
-    if (segEndIdx(st, s) - segFirst(st, s) !== (b - a) / st.pageSize) fail('9', `segment ${s} page count mismatch`);
+    if (segEndIdx(st, s) - segFirst(st, s) !== (st.segEnd[s] - st.segStart[s]) / st.pageSize)
+      fail('9', `segment ${s} page count mismatch`);
     pagesInSegs = segEndIdx(st, s);
   }
   if (pagesInSegs !== total) fail('9', `segments hold ${pagesInSegs} pages, the page array ${total}`);
