@@ -26,7 +26,7 @@
  *   ENOSEG       free_pages, free_contig, unfree
  *   ESPAN        free_pages, free_contig
  *   ESTATE       alloc before startup, add_seg/add_avail/add_affinity/init/startup out of phase,
- *                drains before startup, finish_lazy_init, counts before init, handleOf, per-CPU
+ *                drains before startup, domain_match before init, finish_lazy_init, counts before init, handleOf, per-CPU
  *                alloc before startup, script
  *   EAFFINITY    add_affinity, add_seg (no affinity info)
  *   EAVAILMAX    add_avail
@@ -287,6 +287,7 @@ describe('the validated API (VmPhys, alloc_contig, verify)', () => {
   refuses('ESTATE', 'drain_step', 'before startup', inited, (c) => c.vm.drainStep(5));
   refuses('ESTATE', 'drain_domain', 'before startup', inited, (c) => c.vm.drainDomain(0));
   refuses('ESTATE', 'counts', 'before init', fresh, (c) => c.vm.counts());
+  refuses('ESTATE', 'domain_match', 'before init', fresh, (c) => c.vm.domainMatch(0, 0, 2 ** 30));
   // phases
   refuses('ESTATE', 'alloc_pages', 'before startup', inited, (c) => c.vm.allocPages(0, Pool.DEFAULT, 0));
   refuses('ESTATE', 'free_pages', 'before startup', inited, (c) => c.vm.freePages(0x1000, Pool.DEFAULT, 0));

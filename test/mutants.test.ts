@@ -9,7 +9,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { STAT } from '../src/core/layout.js';
 import { Pool } from '../src/core/params.js';
-import { qHead, qNext } from '../src/core/queues.js';
+import { forEachFreeBlock, orderAt, poolAt, poolPages, qHead, qNext } from '../src/core/queues.js';
 import { qIndex } from '../src/core/state.js';
 import { verify } from '../src/core/verify.js';
 import { VmPhys } from '../src/core/vmphys.js';
@@ -248,5 +248,29 @@ describe('initialisation statistics', () => {
     assert.ok(st[STAT.DRAIN_BLOCKS] > 0);
     assert.equal(vm.lazyPages(), 0);
     verify(vm, { deep: true, heldPages: 0 });
+  });
+});
+
+describe('walking free blocks', () => {
+  test('forEachFreeBlock visits exactly the blocks of one queue table, with their orders', () => {
+    const vm = new VmPhys({ shared: false });
+    vm.addSeg(16 * MiB, 48 * MiB);
+    vm.init();
+    vm.startup('eager');
+    // A DIRECT order-0 block beside DEFAULT blocks: the table after DEFAULT's must not leak in.
+    const a = vm.allocPages(0, Pool.DEFAULT, 1) as number;
+    vm.freePages(a + PAGE, Pool.DIRECT, 0);
+    const s = vm.state;
+    const flind = vm.flindOf(0);
+    for (const pool of [Pool.DEFAULT, Pool.DIRECT]) {
+      let pages = 0;
+      forEachFreeBlock(s, 0, flind, pool, (idx, order) => {
+        assert.equal(orderAt(s, idx), order, 'the order reported is the block order');
+        assert.equal(poolAt(s, idx), pool, 'only blocks of the pool asked for');
+        pages += 2 ** order;
+      });
+      assert.equal(pages, poolPages(s, 0, flind, pool));
+    }
+    assert.equal(poolPages(s, 0, flind, Pool.DIRECT), 1);
   });
 });
