@@ -33,7 +33,15 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const DEFAULT_TESTS = ['test/model.test.ts', 'test/core.test.ts', 'test/conformance.test.ts'];
+// Fast, targeted files first: a mutant stops at the first failing test.
+const DEFAULT_TESTS = [
+  'test/verify-invariants.test.ts',
+  'test/misuse-codes.test.ts',
+  'test/mutants.test.ts',
+  'test/core.test.ts',
+  'test/model.test.ts',
+  'test/conformance.test.ts',
+];
 
 // ---------------------------------------------------------------------------------------------
 // Options
