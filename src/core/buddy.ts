@@ -7,11 +7,16 @@
  *
  * The order-0 paths (allocPagesIdx -> qRemLinked, freePagesIdx -> qAddTail) sit close to the
  * compiler's inlining budget: their fast paths are repeated rather than called, on purpose.
+ *
+ * Ownership (owner.ts): every allocation writes its unit's record (OWN(order); OWN(0) per page
+ * for alloc_npages and unfree_page) into the head's first link word, which the unlink has just
+ * read; every free clears the freed head's word. Nothing here checks records.
  * @internal
  */
 import { CTL } from './layout.js';
 import { finishInit, finishInitOnDemand, initPage, metaOrder, metaPool, noteOnDemand } from './pages.js';
 import { Pool } from './params.js';
+import { NO_REC, ownRec } from './owner.js';
 import { addLazyRun, orderAt, poolAt, qAdd, qAddHead, qAddTail, qHead, qRem, qRemLinked } from './queues.js';
 import { pfnLow, segDomain, segEndIdx, segFirst, segFlind, segOfIdx } from './segments.js';
 import { type PhysState, qIndex, SEGROW_SIZE } from './state.js';
@@ -28,6 +33,7 @@ export function allocPagesIdx(s: PhysState, domain: number, pool: number, order:
     const m = s.q[(s.oHead + own + order) | 0];
     if (m >= 0) {
       qRemLinked(s, (own + order) | 0, m, pool);
+      s.link[(m << 1) >>> 0] = ownRec(order);
       return m;
     }
   }
@@ -52,6 +58,7 @@ export function allocFreelistIdx(s: PhysState, domain: number, freelist: number,
   const m = s.q[(s.oHead + own + order) | 0];
   if (m >= 0 && order < s.maxOrder) {
     qRemLinked(s, (own + order) | 0, m, pool);
+    s.link[(m << 1) >>> 0] = ownRec(order);
     return m;
   }
   return allocFreelistSlow(s, base, own, pool, order);
@@ -69,6 +76,7 @@ function allocFreelistSlow(s: PhysState, base: number, own: number, pool: number
       if (oind < maxOrder) qRemLinked(s, own + oind, m, pool);
       else qRem(s, own + oind, m);
       splitPages(s, m, oind, own, order, pool);
+      s.link[(m << 1) >>> 0] = ownRec(order);
       return m;
     }
   }
@@ -82,6 +90,7 @@ function allocFreelistSlow(s: PhysState, base: number, own: number, pool: number
         qRem(s, q, m);
         finishInit(s, m, oind);
         splitPages(s, m, oind, own, order, pool);
+        s.link[(m << 1) >>> 0] = ownRec(order);
         return m;
       }
     }
@@ -99,6 +108,7 @@ function stealLazy(s: PhysState, q: number, m: number, oind: number, own: number
   qRem(s, q, m);
   finishInit(s, m, oind);
   splitPages(s, m, oind, own, order, pool);
+  s.link[(m << 1) >>> 0] = ownRec(order);
   noteOnDemand(s, t0, oind);
   return m;
 }
@@ -132,7 +142,10 @@ export function allocNpagesIdx(s: PhysState, domain: number, pool: number, npage
         qRem(s, own + oind, m);
         const avail = i + (1 << oind);
         const end = Math.min(npages, avail);
-        while (i < end) ma[i++] = m++;
+        while (i < end) {
+          s.link[(m << 1) >>> 0] = ownRec(0);
+          ma[i++] = m++;
+        }
         if (i === npages) {
           enqRange(s, m, avail - i, own, pool, true, segOfIdx(s, m - 1));
           return npages;
@@ -149,7 +162,10 @@ export function allocNpagesIdx(s: PhysState, domain: number, pool: number, npage
           finishInitOnDemand(s, m, oind);
           const avail = i + (1 << oind);
           const end = Math.min(npages, avail);
-          while (i < end) ma[i++] = m++;
+          while (i < end) {
+          s.link[(m << 1) >>> 0] = ownRec(0);
+          ma[i++] = m++;
+        }
           if (i === npages) {
             enqRange(s, m, avail - i, own, pool, true, segOfIdx(s, m - 1));
             return npages;
@@ -180,6 +196,7 @@ export function freePagesIdx(s: PhysState, idx: number, pool: number, order: num
   // freeMerge: imported constants would cost this path loads and inlining budget.
   const sh = s.seg;
   const r = seg << 3;
+  s.link[(idx << 1) >>> 0] = NO_REC; // the unit ends (owner.ts)
   if (order < s.maxOrder) {
     const bit = 1 << order;
     const buddy = ((idx + sh[r + 2]) & bit) !== 0 ? (idx - bit) | 0 : (idx + bit) | 0;
@@ -357,6 +374,7 @@ export function unfreePageIdx(s: PhysState, m: number, seg: number): boolean {
     }
     qAddHead(s, qbase + order, tmp, order, pool);
   }
+  s.link[(m << 1) >>> 0] = ownRec(0);
   return true;
 }
 
