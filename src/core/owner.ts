@@ -155,8 +155,11 @@ export function freeSlow(s: PhysState, idx: number, order: number, seg: number, 
       `${what}: order-${order} block at ${hex(pa(s, idx, seg))} crosses the end of its segment`,
     );
   const r = recAt(s, idx);
-  if (isUnit(r) && recOrder(r) === order) return;
-  const h = isUnit(r) ? -1 : enclosing(s, idx, order + 1, seg);
+  let h = idx;
+  if (isUnit(r)) {
+    if (recOrder(r) === order) return;
+    if (recOrder(r) < order) refuse(s, idx, order, seg, exact, what);
+  } else h = enclosing(s, idx, order + 1, seg);
   if (h < 0 || !isUnit(recAt(s, h)) || (exact && isOwn(recAt(s, h))))
     refuse(s, idx, order, seg, exact, what);
   const hr = recAt(s, h);
@@ -235,10 +238,15 @@ function refuse(s: PhysState, idx: number, order: number, seg: number, exact: bo
   if (r === CACHED) throw new DoubleFreeError(`${what}: page ${at} is already free (it rests in a per-CPU cache)`);
   if (r <= -34 && r >= -49)
     throw new HeldError(`${what}: page ${at} heads an order-${recOrder(r)} block a drainer holds (being initialised)`);
-  if (isUnit(r))
+  if (isUnit(r)) {
+    if (recOrder(r) > order)
+      throw new OrderMismatchError(
+        `${what}: page ${at} heads an allocated order-${recOrder(r)} block (free it whole with order ${recOrder(r)})`,
+      );
     throw new OrderMismatchError(
       `${what}: page ${at} heads an allocated order-${recOrder(r)} block; an order-${order} free covers pages it does not own`,
     );
+  }
   const h = enclosing(s, idx, 1, seg);
   if (h >= 0) {
     const hr = recAt(s, h);
