@@ -34,7 +34,7 @@ import {
 import { finishLazyInit, lazyDone, lazyInit, lazyInitDomain, lazyInitStep } from './lazy.js';
 import { freeContigCheck, freeSlow, ownRec, segForFree } from './owner.js';
 import { amd64, type Profile } from './params.js';
-import { addAffinity, addAvail, addSeg, availRanges, domainMatch, init } from './physinit.js';
+import { addAffinity, addAvail, addSeg, availNone, availRanges, domainMatch, init } from './physinit.js';
 import { poolPages } from './queues.js';
 import {
   idxIn,
@@ -230,6 +230,14 @@ export class VmPhys {
   /** Append [start, end) to phys_avail (ascending, disjoint). Optional: default = the segments. */
   addAvail(start: number, end: number): void {
     addAvail(this.state, start, end);
+  }
+  /**
+   * Declare phys_avail empty (before init): nothing is free at boot, every page is allocated
+   * since boot (as when the kernel reserves all of RAM). Without it, a machine with no
+   * `addAvail` range uses the segments as phys_avail.
+   */
+  availNone(): void {
+    availNone(this.state);
   }
   /**
    * vm_phys_early_startup + vm_phys_init: decide the free lists (DMA32 threshold), map

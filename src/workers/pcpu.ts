@@ -12,7 +12,7 @@
  */
 
 import { allocNpagesIdx } from '../core/buddy.js';
-import { DomainError, PoolError, StateError } from '../core/errors.js';
+import { DomainError, DoubleFreeError, hex, PoolError, StateError } from '../core/errors.js';
 import { CACHED, cachePut, cacheTake, ownRec } from '../core/owner.js';
 import { Pool } from '../core/params.js';
 import { idxIn, paOf, segDomain, segOfIdx, segOfPa } from '../core/segments.js';
@@ -110,7 +110,10 @@ export class PcpuCache {
     // The state's page views are read per call: init() replaces them, and a cache may predate it.
     const s = this.locked.vm.state;
     const slot = (idx << 1) >>> 0;
-    if (s.link[slot] === ownRec(0)) s.link[slot] = CACHED;
+    const r = s.link[slot];
+    if (r === ownRec(0)) s.link[slot] = CACHED;
+    else if (r === CACHED)
+      throw new DoubleFreeError(`pcpu free: page ${hex(paOf(s, idx))} is already free (in a per-CPU cache)`);
     else this.putSlow(idx);
     const d = this.ndomains === 1 ? 0 : segDomain(s, segOfIdx(s, idx));
     const k = d * this.nPool + pool;
