@@ -14,9 +14,9 @@
  * @internal
  */
 import { CTL } from './layout.js';
+import { NO_REC, ownRec } from './owner.js';
 import { finishInit, finishInitOnDemand, initPage, metaOrder, metaPool, noteOnDemand } from './pages.js';
 import { Pool } from './params.js';
-import { NO_REC, ownRec } from './owner.js';
 import { addLazyRun, orderAt, poolAt, qAdd, qAddHead, qAddTail, qHead, qRem, qRemLinked } from './queues.js';
 import { pfnLow, segDomain, segEndIdx, segFirst, segFlind, segOfIdx } from './segments.js';
 import { type PhysState, qIndex, SEGROW_SIZE } from './state.js';
@@ -163,9 +163,9 @@ export function allocNpagesIdx(s: PhysState, domain: number, pool: number, npage
           const avail = i + (1 << oind);
           const end = Math.min(npages, avail);
           while (i < end) {
-          s.link[(m << 1) >>> 0] = ownRec(0);
-          ma[i++] = m++;
-        }
+            s.link[(m << 1) >>> 0] = ownRec(0);
+            ma[i++] = m++;
+          }
           if (i === npages) {
             enqRange(s, m, avail - i, own, pool, true, segOfIdx(s, m - 1));
             return npages;

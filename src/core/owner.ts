@@ -160,8 +160,7 @@ export function freeSlow(s: PhysState, idx: number, order: number, seg: number, 
     if (recOrder(r) === order) return;
     if (recOrder(r) < order) refuse(s, idx, order, seg, exact, what);
   } else h = enclosing(s, idx, order + 1, seg);
-  if (h < 0 || !isUnit(recAt(s, h)) || (exact && isOwn(recAt(s, h))))
-    refuse(s, idx, order, seg, exact, what);
+  if (h < 0 || !isUnit(recAt(s, h)) || (exact && isOwn(recAt(s, h)))) refuse(s, idx, order, seg, exact, what);
   const hr = recAt(s, h);
   const base = isOwn(hr) ? ownRec(0) : runRec(0);
   const hend = h + (1 << recOrder(hr));

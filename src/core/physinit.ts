@@ -166,7 +166,8 @@ export function init(s: PhysState): void {
   } catch (e) {
     throw new SegmentError('ETOOBIG', `cannot allocate metadata for ${totalPages} pages: ${(e as Error).message}`);
   }
-  if (ctl[CTL.NAVAIL] < 0) ctl[CTL.NAVAIL] = 0; // declared empty: no page is free at boot
+  if (ctl[CTL.NAVAIL] < 0)
+    ctl[CTL.NAVAIL] = 0; // declared empty: no page is free at boot
   else if (ctl[CTL.NAVAIL] === 0) {
     // No avail lines: phys_avail = the segment ranges as added (merged where they touch).
     let k = 0;

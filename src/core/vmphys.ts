@@ -91,7 +91,10 @@ const MAX_RUNS_LIMIT = 1 << 20;
 /** Startup modes accepted by `startup`. */
 function checkMode(mode: unknown): void {
   if (mode !== 'lazy' && mode !== 'eager')
-    throw new RangeArgError('EMODE', `startup mode ${JSON.stringify(String(mode)).slice(0, 40)} is not 'lazy' or 'eager'`);
+    throw new RangeArgError(
+      'EMODE',
+      `startup mode ${JSON.stringify(String(mode)).slice(0, 40)} is not 'lazy' or 'eager'`,
+    );
 }
 
 /** Validate the options of a new allocator (typed errors, each naming the option). */
@@ -118,7 +121,10 @@ function checkOptions(opts: VmPhysOptions): void {
 /** A number argument that must be finite (an address bound), or a typed error naming it. */
 function checkBound(v: number, name: string, what: string): void {
   if (typeof v !== 'number' || Number.isNaN(v) || v < 0)
-    throw new RangeArgError('ERANGE', `${what}: ${name} ${typeof v === 'number' ? v : typeof v} is not a non-negative number`);
+    throw new RangeArgError(
+      'ERANGE',
+      `${what}: ${name} ${typeof v === 'number' ? v : typeof v} is not a non-negative number`,
+    );
 }
 
 export class VmPhys {
