@@ -249,7 +249,7 @@ const MISUSES: Array<[string, string, (x: MisuseCtx) => (() => unknown) | null]>
     'EDOUBLEFREE',
     (x) => {
       const { vm, b } = x;
-      if (!b || b.order !== 0) return null;
+      if (b?.order !== 0) return null;
       const s = vm.state;
       const seg = vm.segOfPa(b.pa);
       const idx = vm.paddrToPage(b.pa);

@@ -105,7 +105,7 @@ export function markBlocks(s: PhysState, from: number, to: number, seg: number, 
   while (i < to) {
     const left = to - i;
     let o = lo === 0 ? maxOrder : 31 - Math.clz32(lo & -lo);
-    const fit = 31 - Math.clz32(left > 0x40000000 ? 0x40000000 : left);
+    const fit = 31 - Math.clz32(Math.min(left, 0x40000000));
     if (fit < o) o = fit;
     if (o > maxOrder) o = maxOrder;
     link[slot(i)] = base - o;
@@ -195,7 +195,7 @@ export function freeContigCheck(
         r = recAt(s, h);
       }
       const hend = h + (1 << recOrder(r));
-      const stop = hend < end ? hend : end;
+      const stop = Math.min(hend, end);
       const whole = h === i && hend <= end;
       if (pass === 0) {
         if (!whole && exact && isOwn(r)) refuse(s, i, 0, seg, exact, what);
