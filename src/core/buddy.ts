@@ -8,13 +8,14 @@
  * The order-0 paths (allocPagesIdx -> qRemLinked, freePagesIdx -> qAddTail) sit close to the
  * compiler's inlining budget: their fast paths are repeated rather than called, on purpose.
  *
- * Ownership (owner.ts): every allocation writes its unit's record (OWN(order); OWN(0) per page
- * for alloc_npages and unfree_page) into the head's first link word, which the unlink has just
- * read; every free clears the freed head's word. Nothing here checks records.
+ * Ownership (owner.ts): alloc_npages and unfree_page write OWN(0) per page they hand out; the
+ * order-k paths (alloc_pages, alloc_freelist_pages, free_pages) leave records to their callers
+ * (the validated façade writes and clears them), so the index API pays nothing for them.
+ * Nothing here checks records.
  * @internal
  */
 import { CTL } from './layout.js';
-import { NO_REC, ownRec } from './owner.js';
+import { ownRec } from './owner.js';
 import { finishInit, finishInitOnDemand, initPage, metaOrder, metaPool, noteOnDemand } from './pages.js';
 import { Pool } from './params.js';
 import { addLazyRun, orderAt, poolAt, qAdd, qAddHead, qAddTail, qHead, qRem, qRemLinked } from './queues.js';
@@ -33,7 +34,6 @@ export function allocPagesIdx(s: PhysState, domain: number, pool: number, order:
     const m = s.q[(s.oHead + own + order) | 0];
     if (m >= 0) {
       qRemLinked(s, (own + order) | 0, m, pool);
-      s.link[(m << 1) >>> 0] = ownRec(order);
       return m;
     }
   }
@@ -58,7 +58,6 @@ export function allocFreelistIdx(s: PhysState, domain: number, freelist: number,
   const m = s.q[(s.oHead + own + order) | 0];
   if (m >= 0 && order < s.maxOrder) {
     qRemLinked(s, (own + order) | 0, m, pool);
-    s.link[(m << 1) >>> 0] = ownRec(order);
     return m;
   }
   return allocFreelistSlow(s, base, own, pool, order);
@@ -76,7 +75,6 @@ function allocFreelistSlow(s: PhysState, base: number, own: number, pool: number
       if (oind < maxOrder) qRemLinked(s, own + oind, m, pool);
       else qRem(s, own + oind, m);
       splitPages(s, m, oind, own, order, pool);
-      s.link[(m << 1) >>> 0] = ownRec(order);
       return m;
     }
   }
@@ -90,7 +88,6 @@ function allocFreelistSlow(s: PhysState, base: number, own: number, pool: number
         qRem(s, q, m);
         finishInit(s, m, oind);
         splitPages(s, m, oind, own, order, pool);
-        s.link[(m << 1) >>> 0] = ownRec(order);
         return m;
       }
     }
@@ -108,7 +105,6 @@ function stealLazy(s: PhysState, q: number, m: number, oind: number, own: number
   qRem(s, q, m);
   finishInit(s, m, oind);
   splitPages(s, m, oind, own, order, pool);
-  s.link[(m << 1) >>> 0] = ownRec(order);
   noteOnDemand(s, t0, oind);
   return m;
 }
@@ -196,7 +192,6 @@ export function freePagesIdx(s: PhysState, idx: number, pool: number, order: num
   // freeMerge: imported constants would cost this path loads and inlining budget.
   const sh = s.seg;
   const r = seg << 3;
-  s.link[(idx << 1) >>> 0] = NO_REC; // the unit ends (owner.ts)
   if (order < s.maxOrder) {
     const bit = 1 << order;
     const buddy = ((idx + sh[r + 2]) & bit) !== 0 ? (idx - bit) | 0 : (idx + bit) | 0;

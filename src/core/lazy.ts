@@ -10,7 +10,7 @@
 import { freeIdx } from './buddy.js';
 import { StateError } from './errors.js';
 import { CTL, STAT } from './layout.js';
-import { markHeld } from './owner.js';
+import { markHeld, NO_REC } from './owner.js';
 import { finishInit, initPages, metaByte } from './pages.js';
 import { Pool } from './params.js';
 import { firstLazyQueue, moveLazyRun, qHead, qRem, queueOrder } from './queues.js';
@@ -127,6 +127,7 @@ export function lazyTake(s: PhysState, domain: number): number {
  */
 export function lazyPut(s: PhysState, domain: number, idx: number, order: number): void {
   s.c.ctl[CTL.INFLIGHT + domain] -= 1 << order;
+  s.link[(idx << 1) >>> 0] = NO_REC;
   freeIdx(s, idx, Pool.DEFAULT, order);
   s.c.stats[STAT.DRAIN_BLOCKS]++;
   s.c.stats[STAT.DRAIN_PAGES] += 1 << order;

@@ -32,10 +32,13 @@
  * Not checked: who frees. A unit freed by another party than the one that allocated it, or a
  * stale address that has since been handed out again as a unit of the same order, is accepted
  * (the allocator records ownership, not owners). The index API (`allocPagesIdx`, `freeIdx`)
- * writes and clears records but checks nothing.
- * Owned by the core: the engine (buddy.ts) writes OWN on allocation and clears on free, lazy.ts
- * writes HELD, contig.ts and startup.ts write RUN, workers/pcpu.ts writes CACHED through the
- * functions here; only the validated façade reads records to decide.
+ * neither writes nor checks records, so that it costs nothing: a block is freed through the
+ * API family that allocated it (a validated free of an index-API block is refused; an index
+ * free of a validated block leaves its record, and a later validated free of it is accepted).
+ * Writers: the validated façade (OWN on alloc_pages / alloc_freelist_pages, cleared by its
+ * frees), buddy.ts (OWN(0) per page of alloc_npages and unfree_page), lazy.ts (HELD, cleared
+ * by lazyPut), contig.ts and startup.ts (RUN), workers/pcpu.ts (CACHED), all through the codec
+ * here; only the validated frees read records to decide.
  * @internal
  */
 import {

@@ -32,7 +32,7 @@ import {
   type PageViews,
 } from './layout.js';
 import { finishLazyInit, lazyDone, lazyInit, lazyInitDomain, lazyInitStep } from './lazy.js';
-import { freeContigCheck, freeSlow, ownRec, segForFree } from './owner.js';
+import { freeContigCheck, freeSlow, NO_REC, ownRec, segForFree } from './owner.js';
 import { amd64, type Profile } from './params.js';
 import { addAffinity, addAvail, addSeg, availNone, availRanges, domainMatch, init } from './physinit.js';
 import { poolPages } from './queues.js';
@@ -285,7 +285,9 @@ export class VmPhys {
       checkOrder(s, order);
     }
     const idx = allocPagesIdx(s, domain, pool, order);
-    return idx < 0 ? null : paOf(s, idx);
+    if (idx < 0) return null;
+    s.link[(idx << 1) >>> 0] = ownRec(order);
+    return paOf(s, idx);
   }
 
   /** vm_phys_alloc_freelist_pages(domain, freelist, pool, order) → address or null. */
@@ -298,7 +300,9 @@ export class VmPhys {
     checkPool(s, pool);
     checkOrder(s, order);
     const idx = allocFreelistIdx(s, domain, freelist, pool, order);
-    return idx < 0 ? null : paOf(s, idx);
+    if (idx < 0) return null;
+    s.link[(idx << 1) >>> 0] = ownRec(order);
+    return paOf(s, idx);
   }
 
   /**
@@ -347,7 +351,9 @@ export class VmPhys {
     }
     const seg = segForFree(s, addr, 'free');
     const idx = idxIn(s, seg, addr);
-    if (s.link[(idx << 1) >>> 0] !== ownRec(order)) freeSlow(s, idx, order, seg, this.exactFrees, 'free');
+    const slot = (idx << 1) >>> 0;
+    if (s.link[slot] !== ownRec(order)) freeSlow(s, idx, order, seg, this.exactFrees, 'free');
+    s.link[slot] = NO_REC; // the unit ends
     freePagesIdx(s, idx, pool, order, seg);
   }
 
