@@ -15,6 +15,9 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { allocContig } from '../src/core/contig.js';
 import { VmPhysError } from '../src/core/errors.js';
+import { handleIdx, handleOrder, lazyPut, lazyTake } from '../src/core/lazy.js';
+import { cachePut, cacheTake } from '../src/core/owner.js';
+import { finishInit } from '../src/core/pages.js';
 import { arm64, Pool, type Profile } from '../src/core/params.js';
 import { segEndIdx, segOfIdx } from '../src/core/segments.js';
 import { availPages, verify } from '../src/core/verify.js';
@@ -99,6 +102,16 @@ interface MisuseCtx {
   b: Held | null;
   heldBits: Uint8Array;
   k: number;
+  /** Set by a misuse that staged state (a held block, a cached page): undone after the check. */
+  after: (() => void) | null;
+}
+
+/** b's block doubled in order, when that block is aligned and inside b's segment (else null). */
+function doubled(vm: VmPhys, b: Held | null): number | null {
+  if (!b || b.order < 0 || b.order >= vm.maxOrder) return null;
+  const size = 2 ** (b.order + 1) * 4096;
+  const [, end] = vm.segRange(vm.segOfPa(b.pa));
+  return b.pa % size === 0 && b.pa + size <= end ? b.order + 1 : null;
 }
 
 /**
@@ -202,6 +215,47 @@ const MISUSES: Array<[string, string, (x: MisuseCtx) => (() => unknown) | null]>
     ({ vm, heldBits, k }) => {
       const pa = freePage(vm, heldBits, k % vm.totalPages);
       return pa < 0 ? null : () => vm.freeContig(pa, Pool.DEFAULT, 1);
+    },
+  ],
+  [
+    'free of an allocated block with a larger order (covers pages it does not own)',
+    'EWRONGORDER',
+    ({ vm, b }) => {
+      const o = doubled(vm, b);
+      return b && o !== null ? () => vm.freePages(b.pa, b.pool, o) : null;
+    },
+  ],
+  [
+    'free into a block a drainer holds',
+    'EHELD',
+    (x) => {
+      const { vm, k } = x;
+      const s = vm.state;
+      let d = 0;
+      while (d < vm.ndomains && vm.lazyPages(d) === 0) d++;
+      if (d === vm.ndomains) return null;
+      const h = lazyTake(s, d);
+      if (h < 0) return null;
+      const idx = handleIdx(h);
+      const order = handleOrder(h);
+      finishInit(s, idx, order);
+      x.after = () => lazyPut(s, d, idx, order);
+      const page = vm.paOf(idx + (k % 2 ** order));
+      return () => vm.freePages(page, Pool.DEFAULT, 0);
+    },
+  ],
+  [
+    'per-CPU cache: a page freed into the cache twice',
+    'EDOUBLEFREE',
+    (x) => {
+      const { vm, b } = x;
+      if (b?.order !== 0) return null;
+      const s = vm.state;
+      const seg = vm.segOfPa(b.pa);
+      const idx = vm.paddrToPage(b.pa);
+      cachePut(s, idx, seg, false, 'pcpu free');
+      x.after = () => cacheTake(s, idx);
+      return () => cachePut(s, idx, seg, false, 'pcpu free');
     },
   ],
   [
@@ -425,8 +479,12 @@ function runModel(l: Layout, mode: StartupMode, cmds: Cmd[]): void {
       case 'bad': {
         const b = live.length ? live[c.k % live.length] : null;
         const [name, code, make] = MISUSES[c.kind];
-        const call = make({ vm, b, heldBits, k: c.k });
-        if (call === null) break;
+        const ctx: MisuseCtx = { vm, b, heldBits, k: c.k, after: null };
+        const call = make(ctx);
+        if (call === null) {
+          ctx.after?.();
+          break;
+        }
         misuseCount.set(name, (misuseCount.get(name) ?? 0) + 1);
         const before = stateKey(vm);
         assert.throws(call, (e: unknown) => {
@@ -435,6 +493,7 @@ function runModel(l: Layout, mode: StartupMode, cmds: Cmd[]): void {
           return true;
         });
         assert.equal(stateKey(vm), before, `${name}: the rejected call left the state unchanged`);
+        ctx.after?.();
         break;
       }
     }

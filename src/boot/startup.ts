@@ -105,6 +105,8 @@ export function bootFromMap(map: MemMap, opts: BootOptions): BootResult {
   let availBytes = 0;
   // Only add explicit phys_avail when something is held; otherwise the segments are phys_avail.
   if (held.length > 0) {
+    // Everything held: phys_avail is empty (not "the segments", the default without ranges).
+    if (avail.length === 0) vm.availNone();
     for (const r of avail) {
       vm.addAvail(r.start, r.end);
       availBytes += r.end - r.start;

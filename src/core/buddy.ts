@@ -7,9 +7,15 @@
  *
  * The order-0 paths (allocPagesIdx -> qRemLinked, freePagesIdx -> qAddTail) sit close to the
  * compiler's inlining budget: their fast paths are repeated rather than called, on purpose.
+ *
+ * Ownership (owner.ts): alloc_npages and unfree_page write OWN(0) per page they hand out; the
+ * order-k paths (alloc_pages, alloc_freelist_pages, free_pages) leave records to their callers
+ * (the validated façade writes and clears them), so the index API pays nothing for them.
+ * Nothing here checks records.
  * @internal
  */
 import { CTL } from './layout.js';
+import { ownRec } from './owner.js';
 import { finishInit, finishInitOnDemand, initPage, metaOrder, metaPool, noteOnDemand } from './pages.js';
 import { Pool } from './params.js';
 import { noteSteal } from './policy.js';
@@ -135,7 +141,10 @@ export function allocNpagesIdx(s: PhysState, domain: number, pool: number, npage
         qRem(s, own + oind, m);
         const avail = i + (1 << oind);
         const end = Math.min(npages, avail);
-        while (i < end) ma[i++] = m++;
+        while (i < end) {
+          s.link[(m << 1) >>> 0] = ownRec(0);
+          ma[i++] = m++;
+        }
         if (i === npages) {
           enqRange(s, m, avail - i, own, pool, true, segOfIdx(s, m - 1));
           return npages;
@@ -153,7 +162,10 @@ export function allocNpagesIdx(s: PhysState, domain: number, pool: number, npage
           finishInitOnDemand(s, m, oind);
           const avail = i + (1 << oind);
           const end = Math.min(npages, avail);
-          while (i < end) ma[i++] = m++;
+          while (i < end) {
+            s.link[(m << 1) >>> 0] = ownRec(0);
+            ma[i++] = m++;
+          }
           if (i === npages) {
             enqRange(s, m, avail - i, own, pool, true, segOfIdx(s, m - 1));
             return npages;
@@ -361,6 +373,7 @@ export function unfreePageIdx(s: PhysState, m: number, seg: number): boolean {
     }
     qAddHead(s, qbase + order, tmp, order, pool);
   }
+  s.link[(m << 1) >>> 0] = ownRec(0);
   return true;
 }
 

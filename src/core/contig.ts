@@ -1,10 +1,12 @@
 /**
  * Contiguous allocation: vm_phys_alloc_contig, vm_phys_find_queues_contig and
  * vm_phys_find_freelist_contig. Reads queues through queues.ts's decoded links (lazy runs
- * included) and claims blocks with its primitives; owns no state of its own.
+ * included) and claims blocks with its primitives; owns no state of its own. A claimed run is
+ * recorded as allocated through owner.ts (RUN pieces).
  */
 import { ConstraintError, hex, RangeArgError, StateError } from './errors.js';
 import { CTL } from './layout.js';
+import { markBlocks, runRec } from './owner.js';
 import { finishInitOnDemand } from './pages.js';
 import { Pool } from './params.js';
 import { orderAt, poolAt, qAddHead, qHead, qNext, qRem } from './queues.js';
@@ -95,6 +97,9 @@ export function allocContig(
     idx += 1 << order;
     left -= 1 << order;
   }
+  // Ownership: the run as RUN pieces (its maximal aligned blocks), so that it may be freed whole,
+  // in sub-runs (free_contig) or in aligned blocks and pages (free_pages), as FreeBSD's callers do.
+  markBlocks(s, run, end, segOfIdx(s, run), runRec(0));
   return paOf(s, run);
 }
 

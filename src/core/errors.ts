@@ -19,6 +19,22 @@ export class DoubleFreeError extends VmPhysError {
     super('EDOUBLEFREE', message);
   }
 }
+/**
+ * A free whose order does not match what the caller owns: the block covers pages of no unit or
+ * of another unit (an order-1 free of an order-0 page), or, with `exactFrees`, is only a part
+ * of an allocated block.
+ */
+export class OrderMismatchError extends VmPhysError {
+  constructor(message: string) {
+    super('EWRONGORDER', message);
+  }
+}
+/** A free into a block a drainer holds (taken off its queue to be initialised without the lock). */
+export class HeldError extends VmPhysError {
+  constructor(message: string) {
+    super('EHELD', message);
+  }
+}
 /** A page that was never handed out (still uninitialised lazy memory) was freed. */
 export class NotAllocatedError extends VmPhysError {
   constructor(message: string) {
@@ -88,9 +104,15 @@ export class LockError extends VmPhysError {
   }
 }
 
-/** Lower-case hex with 0x prefix (C `%#jx`, which prints plain `0` for zero). */
+/**
+ * Lower-case hex with 0x prefix (C `%#jx`, which prints plain `0` for zero). A negative integer
+ * prints as -0x…; anything that is not an integer (NaN, ±Infinity, 1.5, a string passed where
+ * a number belongs) prints as itself, never behind a 0x.
+ */
 export function hex(n: number): string {
-  return n === 0 ? '0' : `0x${n.toString(16)}`;
+  if (typeof n !== 'number' || !Number.isInteger(n)) return typeof n === 'string' ? JSON.stringify(n) : String(n);
+  if (n === 0) return '0';
+  return n < 0 ? `-0x${(-n).toString(16)}` : `0x${n.toString(16)}`;
 }
 
 /** A command line that cannot be obeyed (unknown option, missing value, conflicting flags). */

@@ -10,6 +10,7 @@
 import { freeIdx } from './buddy.js';
 import { StateError } from './errors.js';
 import { CTL, DRSLOT, STAT } from './layout.js';
+import { markHeld, NO_REC } from './owner.js';
 import { finishInit, initPages, metaByte } from './pages.js';
 import { Pool } from './params.js';
 import { firstLazyQueue, moveLazyRun, qHead, qRem, queueOrder } from './queues.js';
@@ -100,8 +101,9 @@ function drainWholeRun(s: PhysState, q: number, m: number, budget: number): numb
  * Drainer protocol, step 1 (domain lock held): take the next lazy block of `domain` off its
  * queue, in vm_phys_lazy_init_domain's order, and count its pages as in flight. Returns its
  * `lazyHandle`, or -1 when the domain has no lazy block left (initdone is then set). Step 2 is
- * `finishInit(idx, order)`, which may run without the lock: nobody else can reach the block.
- * Step 3 is `lazyPut` under the lock.
+ * `finishInit(idx, order)`, which may run without the lock: nobody else can reach the block,
+ * and a validated free aimed into it is refused (EHELD): its head is marked held here, before
+ * the caller drops the lock. Step 3 is `lazyPut` under the lock.
  */
 export function lazyTake(s: PhysState, domain: number): number {
   const ctl = s.c.ctl;
@@ -114,13 +116,18 @@ export function lazyTake(s: PhysState, domain: number): number {
   const m = qHead(s, q);
   const oind = queueOrder(s, q);
   qRem(s, q, m);
+  markHeld(s, m, oind);
   ctl[CTL.INFLIGHT + domain] += 1 << oind;
   return lazyHandle(m, oind);
 }
 
-/** Drainer protocol, step 3 (domain lock held): free the finished block into DEFAULT. */
+/**
+ * Drainer protocol, step 3 (domain lock held): free the finished block into DEFAULT (the free
+ * clears its held mark).
+ */
 export function lazyPut(s: PhysState, domain: number, idx: number, order: number): void {
   s.c.ctl[CTL.INFLIGHT + domain] -= 1 << order;
+  s.link[(idx << 1) >>> 0] = NO_REC;
   freeIdx(s, idx, Pool.DEFAULT, order);
   s.c.stats[STAT.DRAIN_BLOCKS]++;
   s.c.stats[STAT.DRAIN_PAGES] += 1 << order;

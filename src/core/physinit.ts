@@ -111,6 +111,16 @@ function createSeg(s: PhysState, start: number, end: number, domain: number): vo
   segs[b + SEGF.FIRST] = 0;
 }
 
+/**
+ * Declare phys_avail empty (before init): every page of every segment is allocated at boot and
+ * nothing is free, instead of the default "phys_avail = the segments" that applies when no range
+ * was added. Ranges added afterwards still count.
+ */
+export function availNone(s: PhysState): void {
+  if (s.c.ctl[CTL.PHASE] !== 0) throw new StateError('phys_avail must be declared before init');
+  if (s.c.ctl[CTL.NAVAIL] <= 0) s.c.ctl[CTL.NAVAIL] = -1;
+}
+
 /** Append [start, end) to phys_avail (ascending, disjoint). Optional: default = the segments. */
 export function addAvail(s: PhysState, start: number, end: number): void {
   if (s.c.ctl[CTL.PHASE] !== 0) throw new StateError('phys_avail ranges must be added before init');
@@ -118,7 +128,8 @@ export function addAvail(s: PhysState, start: number, end: number): void {
     throw new SegmentError('ERANGE', `phys_avail range ${hex(start)}-${hex(end)} is empty or invalid`);
   if (start % s.pageSize !== 0 || end % s.pageSize !== 0)
     throw new MisalignedError(`phys_avail range ${hex(start)}-${hex(end)} is not page aligned`);
-  const n = s.c.ctl[CTL.NAVAIL];
+  // NAVAIL -1: declared empty by availNone; a range added afterwards makes it non-empty.
+  const n = Math.max(0, s.c.ctl[CTL.NAVAIL]);
   if (n >= s.profile.physAvailMax) throw new SegmentError('EAVAILMAX', 'phys_avail is full');
   if (n > 0 && s.c.avail[n * 2 - 1] > start)
     throw new SegmentError('ERANGE', `phys_avail range ${hex(start)}-${hex(end)} is not ascending and disjoint`);
@@ -155,7 +166,9 @@ export function init(s: PhysState): void {
   } catch (e) {
     throw new SegmentError('ETOOBIG', `cannot allocate metadata for ${totalPages} pages: ${(e as Error).message}`);
   }
-  if (ctl[CTL.NAVAIL] === 0) {
+  if (ctl[CTL.NAVAIL] < 0)
+    ctl[CTL.NAVAIL] = 0; // declared empty: no page is free at boot
+  else if (ctl[CTL.NAVAIL] === 0) {
     // No avail lines: phys_avail = the segment ranges as added (merged where they touch).
     let k = 0;
     for (let i = 0; i < n; i++) {

@@ -7,6 +7,7 @@
  */
 import { enqueueContigIdx } from './buddy.js';
 import { CTL } from './layout.js';
+import { markBlocks, runRec } from './owner.js';
 import { initPages } from './pages.js';
 import { Pool } from './params.js';
 import { idxIn } from './segments.js';
@@ -14,6 +15,15 @@ import type { PhysState } from './state.js';
 
 /** Startup modes: lazy = debug.vm.lazy_page_init=1 (default), eager = 0. */
 export type StartupMode = 'lazy' | 'eager';
+
+/**
+ * Pages of segment seg outside phys_avail, [from, to): initialised (pool DEFAULT) and allocated
+ * since boot, recorded as a run (owner.ts) so that they may be freed in any aligned part.
+ */
+function bootAllocated(s: PhysState, seg: number, from: number, to: number): void {
+  initPages(s, from, to, Pool.DEFAULT);
+  markBlocks(s, from, to, seg, runRec(0));
+}
 
 /** vm_page_startup's page initialisation and free-queue setup (phase must be 1). */
 export function pageStartup(s: PhysState, lazy: boolean): void {
@@ -29,10 +39,10 @@ export function pageStartup(s: PhysState, lazy: boolean): void {
       const as = avail[i * 2];
       const ae = avail[i * 2 + 1];
       if (ae <= cur) continue;
-      if (as > cur) initPages(s, idxIn(s, seg, cur), idxIn(s, seg, Math.min(as, se)), Pool.DEFAULT);
+      if (as > cur) bootAllocated(s, seg, idxIn(s, seg, cur), idxIn(s, seg, Math.min(as, se)));
       cur = Math.max(cur, ae);
     }
-    if (cur < se) initPages(s, idxIn(s, seg, cur), idxIn(s, seg, se), Pool.DEFAULT);
+    if (cur < se) bootAllocated(s, seg, idxIn(s, seg, cur), idxIn(s, seg, se));
     // 2. Each phys_avail ∩ segment run.
     for (let i = 0; i < navail; i++) {
       const startp = Math.max(ss, avail[i * 2]);

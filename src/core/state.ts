@@ -165,8 +165,12 @@ export function checkPool(s: PhysState, pool: number): void {
 
 /** @internal Throws EORDER unless order is an integer in 0..VM_NFREEORDER-1. */
 export function checkOrder(s: PhysState, order: number): void {
-  if (!Number.isInteger(order) || order < 0 || order >= s.nOrd)
-    throw new RangeArgError('EORDER', `order ${order} is outside 0..${s.maxOrder}`);
+  if (typeof order !== 'number' || !Number.isInteger(order))
+    throw new RangeArgError(
+      'EORDER',
+      `order ${typeof order === 'string' ? JSON.stringify(order) : String(order)} is not an integer`,
+    );
+  if (order < 0 || order >= s.nOrd) throw new RangeArgError('EORDER', `order ${order} is outside 0..${s.maxOrder}`);
 }
 
 /** @internal Throws unless startup has run. */

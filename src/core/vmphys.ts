@@ -21,7 +21,7 @@ import {
   freePagesIdx,
   unfreePageIdx,
 } from './buddy.js';
-import { hex, MisalignedError, RangeArgError, SegmentError, StateError } from './errors.js';
+import { hex, RangeArgError, SegmentError, StateError } from './errors.js';
 import {
   type ControlViews,
   CTL,
@@ -32,16 +32,15 @@ import {
   type PageViews,
 } from './layout.js';
 import { finishLazyInit, lazyDone, lazyInit, lazyInitDomain, lazyInitStep } from './lazy.js';
-import { checkAllocated, segForFree } from './owner.js';
+import { freeContigCheck, freeSlow, NO_REC, ownRec, segForFree } from './owner.js';
 import { amd64, type Profile } from './params.js';
-import { addAffinity, addAvail, addSeg, availRanges, domainMatch, init } from './physinit.js';
+import { addAffinity, addAvail, addSeg, availNone, availRanges, domainMatch, init } from './physinit.js';
 import { poolPages } from './queues.js';
 import {
   idxIn,
   pa,
   paddrToPage,
   paOf,
-  pfnLow,
   refreshSegments,
   segDomain,
   segEndIdx,
@@ -75,8 +74,57 @@ export interface VmPhysOptions {
   profile?: Profile;
   /** Put all state in SharedArrayBuffers (default true) so workers can attach. */
   shared?: boolean;
-  /** Capacity of the lazy-run table. */
+  /** Capacity of the lazy-run table (an integer in 1..2^20; default 256). */
   maxRuns?: number;
+  /**
+   * Refuse a free of a part of a block from alloc_pages / alloc_freelist_pages (EWRONGORDER):
+   * such a block may then only be freed whole, with its order. Off by default: FreeBSD's callers
+   * free parts of blocks (pages of a reservation one by one) and the golden vectors do too.
+   * Runs (alloc_contig, memory outside phys_avail) may always be freed in parts.
+   */
+  exactFrees?: boolean;
+}
+
+/** Largest lazy-run table a machine may ask for. */
+const MAX_RUNS_LIMIT = 1 << 20;
+
+/** Startup modes accepted by `startup`. */
+function checkMode(mode: unknown): void {
+  if (mode !== 'lazy' && mode !== 'eager')
+    throw new RangeArgError(
+      'EMODE',
+      `startup mode ${JSON.stringify(String(mode)).slice(0, 40)} is not 'lazy' or 'eager'`,
+    );
+}
+
+/** Validate the options of a new allocator (typed errors, each naming the option). */
+function checkOptions(opts: VmPhysOptions): void {
+  if (opts === null || typeof opts !== 'object') throw new RangeArgError('EOPTION', 'options must be an object');
+  const p = opts.profile;
+  if (
+    p !== undefined &&
+    (p === null || typeof p !== 'object' || typeof p.pageSize !== 'number' || typeof p.nFreeOrder !== 'number')
+  )
+    throw new RangeArgError('EOPTION', 'options.profile is not a platform profile (amd64 or arm64)');
+  if (opts.shared !== undefined && typeof opts.shared !== 'boolean')
+    throw new RangeArgError('EOPTION', `options.shared must be a boolean, not ${typeof opts.shared}`);
+  if (opts.exactFrees !== undefined && typeof opts.exactFrees !== 'boolean')
+    throw new RangeArgError('EOPTION', `options.exactFrees must be a boolean, not ${typeof opts.exactFrees}`);
+  const r = opts.maxRuns;
+  if (r !== undefined && (typeof r !== 'number' || !Number.isInteger(r) || r < 1 || r > MAX_RUNS_LIMIT))
+    throw new RangeArgError(
+      'EOPTION',
+      `options.maxRuns ${typeof r === 'number' ? r : typeof r} is not an integer in 1..${MAX_RUNS_LIMIT}`,
+    );
+}
+
+/** A number argument that must be finite (an address bound), or a typed error naming it. */
+function checkBound(v: number, name: string, what: string): void {
+  if (typeof v !== 'number' || Number.isNaN(v) || v < 0)
+    throw new RangeArgError(
+      'ERANGE',
+      `${what}: ${name} ${typeof v === 'number' ? v : typeof v} is not a non-negative number`,
+    );
 }
 
 export class VmPhys {
@@ -85,10 +133,14 @@ export class VmPhys {
    * @internal
    */
   readonly state: PhysState;
+  /** `exactFrees` (see VmPhysOptions). */
+  readonly exactFrees: boolean;
 
   /** `control`/`pages`: existing buffers to work on (attach, restore). */
   constructor(opts: VmPhysOptions = {}, control?: ControlViews, pages?: PageViews) {
+    checkOptions(opts);
     const profile = opts.profile ?? amd64;
+    this.exactFrees = opts.exactFrees === true;
     this.state = new PhysState(
       profile,
       control ?? createControl(profile, opts.shared ?? true, opts.maxRuns ?? DEFAULT_MAX_RUNS),
@@ -186,6 +238,14 @@ export class VmPhys {
     addAvail(this.state, start, end);
   }
   /**
+   * Declare phys_avail empty (before init): nothing is free at boot, every page is allocated
+   * since boot (as when the kernel reserves all of RAM). Without it, a machine with no
+   * `addAvail` range uses the segments as phys_avail.
+   */
+  availNone(): void {
+    availNone(this.state);
+  }
+  /**
    * vm_phys_early_startup + vm_phys_init: decide the free lists (DMA32 threshold), map
    * VM_FREELIST_* to flind, give each segment its first page index and queues, coalesce
    * neighbours that share queues, and size the page buffers (zero-filled, untouched).
@@ -203,6 +263,7 @@ export class VmPhys {
    * only heads; middle chunks implicit) or DEFAULT (eager: every page initialised).
    */
   startup(mode: StartupMode = 'lazy'): void {
+    checkMode(mode);
     if (this.phase !== 1)
       throw new StateError(this.phase === 0 ? 'init has not been called' : 'startup was already called');
     pageStartup(this.state, mode === 'lazy');
@@ -224,7 +285,9 @@ export class VmPhys {
       checkOrder(s, order);
     }
     const idx = allocPagesIdx(s, domain, pool, order);
-    return idx < 0 ? null : paOf(s, idx);
+    if (idx < 0) return null;
+    s.link[(idx << 1) >>> 0] = ownRec(order);
+    return paOf(s, idx);
   }
 
   /** vm_phys_alloc_freelist_pages(domain, freelist, pool, order) → address or null. */
@@ -237,7 +300,9 @@ export class VmPhys {
     checkPool(s, pool);
     checkOrder(s, order);
     const idx = allocFreelistIdx(s, domain, freelist, pool, order);
-    return idx < 0 ? null : paOf(s, idx);
+    if (idx < 0) return null;
+    s.link[(idx << 1) >>> 0] = ownRec(order);
+    return paOf(s, idx);
   }
 
   /**
@@ -273,7 +338,9 @@ export class VmPhys {
   /**
    * vm_phys_free_pages(m, pool, order): free the 2^order block at pa into `pool`, merging with
    * free buddies (any pool; lazy buddies are finished first) up to the maximum order, never
-   * across a segment's ends. Throws (state unchanged) on misuse.
+   * across a segment's ends. The block must be an allocated unit of this order (one word
+   * compared, O(1)) or an aligned part of one (O(VM_NFREEORDER), see owner.ts; refused under
+   * `exactFrees` for blocks from alloc_pages). Throws (state unchanged) on misuse.
    */
   freePages(addr: number, pool: number, order: number): void {
     const s = this.state;
@@ -284,12 +351,9 @@ export class VmPhys {
     }
     const seg = segForFree(s, addr, 'free');
     const idx = idxIn(s, seg, addr);
-    const n = 1 << order;
-    if ((pfnLow(s, idx, seg) & (n - 1)) !== 0)
-      throw new MisalignedError(`free: ${hex(addr)} is not aligned to an order-${order} block`);
-    if (idx + n > segEndIdx(s, seg))
-      throw new SegmentError('ESPAN', `free: order-${order} block at ${hex(addr)} crosses the end of its segment`);
-    checkAllocated(s, idx, n, seg, 'free');
+    const slot = (idx << 1) >>> 0;
+    if (s.link[slot] !== ownRec(order)) freeSlow(s, idx, order, seg, this.exactFrees, 'free');
+    s.link[slot] = NO_REC; // the unit ends
     freePagesIdx(s, idx, pool, order, seg);
   }
 
@@ -304,7 +368,7 @@ export class VmPhys {
     const idx = idxIn(s, seg, addr);
     if (idx + npages > segEndIdx(s, seg))
       throw new SegmentError('ESPAN', `free_contig: ${npages} pages at ${hex(addr)} cross the end of their segment`);
-    checkAllocated(s, idx, npages, seg, 'free_contig');
+    freeContigCheck(s, idx, npages, seg, this.exactFrees, 'free_contig');
     freeContigIdx(s, idx, pool, npages, seg);
   }
 
@@ -329,6 +393,8 @@ export class VmPhys {
     checkStarted(s);
     checkDomain(s, domain);
     if (!Number.isInteger(npages) || npages < 1) throw new RangeArgError('ENPAGES', `npages ${npages} must be ≥ 1`);
+    checkBound(low, 'low', 'find_range');
+    checkBound(high, 'high', 'find_range');
     if (!Number.isInteger(segind) || segind < 0 || segind > s.nsegs)
       throw new RangeArgError('ESEGIND', `segment index ${segind} is outside 0..${s.nsegs}`);
     const ps = s.pageSize;
@@ -387,6 +453,11 @@ export class VmPhys {
    */
   drainStep(budget: number): boolean {
     checkStarted(this.state);
+    if (typeof budget !== 'number' || !Number.isInteger(budget) || budget < 1)
+      throw new RangeArgError(
+        'EBUDGET',
+        `drain step: budget ${typeof budget === 'number' ? budget : typeof budget} is not a positive integer`,
+      );
     return lazyInitStep(this.state, budget);
   }
 

@@ -6,12 +6,14 @@
  * threads does not serialise on the domain lock. Optional and off by default; never used by the
  * script runner or the golden vectors (it changes which addresses come back). Cached pages are
  * allocated from vm_phys's point of view: conservation counts them as held until `flush()`.
+ * Ownership (core/owner.ts): a cached page's record reads CACHED, so a second free of it (here
+ * or through vm_phys) is refused in O(1); it reads OWN(0) again when handed out or given back.
  * Owned by the workers layer (src/workers/*).
  */
 
 import { allocNpagesIdx } from '../core/buddy.js';
 import { DomainError, DoubleFreeError, hex, PoolError, StateError } from '../core/errors.js';
-import { metaOrder } from '../core/pages.js';
+import { CACHED, cachePut, cacheTake, ownRec } from '../core/owner.js';
 import { Pool } from '../core/params.js';
 import { idxIn, paOf, segDomain, segOfIdx, segOfPa } from '../core/segments.js';
 import type { LockedVmPhys } from './locked.js';
@@ -37,7 +39,6 @@ export class PcpuCache {
   /** Per (domain, pool): a stack of page indices (allocated lazily at `capacity`). */
   private readonly stacks: Int32Array[];
   private readonly counts: Int32Array;
-  private readonly nOrd: number;
 
   constructor(locked: LockedVmPhys, opts: PcpuOptions = {}) {
     this.locked = locked;
@@ -46,7 +47,6 @@ export class PcpuCache {
     this.capacity = Math.max(this.batch, opts.capacity ?? 2 * this.batch);
     this.nPool = vm.nPool;
     this.ndomains = locked.locks.ndomains;
-    this.nOrd = vm.nOrd;
     const n = this.ndomains * this.nPool;
     this.stacks = [];
     for (let i = 0; i < n; i++) this.stacks.push(new Int32Array(0));
@@ -75,7 +75,9 @@ export class PcpuCache {
       if (n === 0) return -1;
     }
     this.counts[k] = --n;
-    return this.stacks[k][n];
+    const idx = this.stacks[k][n];
+    cacheTake(this.locked.vm.state, idx);
+    return idx;
   }
 
   /**
@@ -100,14 +102,19 @@ export class PcpuCache {
   }
 
   /**
-   * `free` on a page index. The same cheap check (the page must be allocated); a double free
-   * of a page still in this cache is caught when the batch reaches vm_phys (validated there).
+   * `free` on a page index. The page must be allocated as an order-0 unit (one word compared) or
+   * lie in an allocated unit (split under the lock, see core/owner.ts); a double free, a page
+   * of a free or held block, or a page never handed out throws the core's typed error.
    */
   freeIdx(idx: number, pool: number): void {
     // The state's page views are read per call: init() replaces them, and a cache may predate it.
     const s = this.locked.vm.state;
-    const m = s.meta[idx];
-    if (m === 0 || metaOrder(m) !== this.nOrd) this.notAllocated(idx);
+    const slot = (idx << 1) >>> 0;
+    const r = s.link[slot];
+    if (r === ownRec(0)) s.link[slot] = CACHED;
+    else if (r === CACHED)
+      throw new DoubleFreeError(`pcpu free: page ${hex(paOf(s, idx))} is already free (in a per-CPU cache)`);
+    else this.putSlow(idx);
     const d = this.ndomains === 1 ? 0 : segDomain(s, segOfIdx(s, idx));
     const k = d * this.nPool + pool;
     let st = this.stacks[k];
@@ -148,8 +155,20 @@ export class PcpuCache {
     if (!Number.isInteger(pool) || pool < 0 || pool >= this.nPool) throw new PoolError(`unknown pool ${pool}`);
   }
 
-  private notAllocated(idx: number): never {
-    throw new DoubleFreeError(`pcpu free: page ${hex(paOf(this.locked.vm.state, idx))} is not allocated`);
+  /** A free of a page that is not an order-0 unit: checked (and a unit split) under the lock. */
+  private putSlow(idx: number): void {
+    const vm = this.locked.vm;
+    const s = vm.state;
+    const seg = segOfIdx(s, idx);
+    if (seg < 0) vm.freePages(paOf(s, idx), Pool.DEFAULT, 0); // throws the core's typed error
+    const d = segDomain(s, seg);
+    const L = this.locked.locks;
+    L.lock(d);
+    try {
+      cachePut(s, idx, seg, vm.exactFrees, 'pcpu free');
+    } finally {
+      L.unlock(d);
+    }
   }
 
   private refill(domain: number, pool: number, k: number): number {
@@ -162,6 +181,8 @@ export class PcpuCache {
     let got: number;
     try {
       got = allocNpagesIdx(vm.state, domain, pool, this.batch, st);
+      const link = vm.state.link;
+      for (let i = 0; i < got; i++) link[(st[i] << 1) >>> 0] = CACHED;
     } finally {
       L.unlock(domain);
     }
@@ -179,6 +200,7 @@ export class PcpuCache {
       let c = this.counts[k];
       for (let i = 0; i < n; i++) {
         this.counts[k] = --c; // a page the core rejects is dropped, and its error propagates
+        cacheTake(vm.state, st[c]);
         vm.freePages(paOf(vm.state, st[c]), pool, 0);
       }
     } finally {
