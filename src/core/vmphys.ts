@@ -373,13 +373,38 @@ export class VmPhys {
   }
 
   /**
+   * The argument checks of `unfreePage`, alone: throws what unfreePage would throw for `addr` and
+   * changes nothing; returns the address's segment. Callers that drain before the call (the
+   * locked machine) run it first, so that misuse never drains.
+   * @internal
+   */
+  checkUnfree(addr: number): number {
+    checkStarted(this.state);
+    return segForFree(this.state, addr, 'unfree');
+  }
+
+  /**
+   * The argument checks of `findRange`, alone (see checkUnfree).
+   * @internal
+   */
+  checkFindRange(segind: number, domain: number, npages: number, low: number, high: number): void {
+    const s = this.state;
+    checkStarted(s);
+    checkDomain(s, domain);
+    if (!Number.isInteger(npages) || npages < 1) throw new RangeArgError('ENPAGES', `npages ${npages} must be ≥ 1`);
+    checkBound(low, 'low', 'find_range');
+    checkBound(high, 'high', 'find_range');
+    if (!Number.isInteger(segind) || segind < 0 || segind > s.nsegs)
+      throw new RangeArgError('ESEGIND', `segment index ${segind} is outside 0..${s.nsegs}`);
+  }
+
+  /**
    * vm_phys_unfree_page(pa): drain pa's domain, then take the single page out of the free block
    * that holds it, giving back halves at the head of the same pool's queues. False if not free.
    */
   unfreePage(addr: number): boolean {
     const s = this.state;
-    checkStarted(s);
-    const seg = segForFree(s, addr, 'unfree');
+    const seg = this.checkUnfree(addr);
     lazyInitDomain(s, segDomain(s, seg));
     return unfreePageIdx(s, idxIn(s, seg, addr), seg);
   }
@@ -390,13 +415,7 @@ export class VmPhys {
    */
   findRange(segind: number, domain: number, npages: number, low: number, high: number): FoundRange | null {
     const s = this.state;
-    checkStarted(s);
-    checkDomain(s, domain);
-    if (!Number.isInteger(npages) || npages < 1) throw new RangeArgError('ENPAGES', `npages ${npages} must be ≥ 1`);
-    checkBound(low, 'low', 'find_range');
-    checkBound(high, 'high', 'find_range');
-    if (!Number.isInteger(segind) || segind < 0 || segind > s.nsegs)
-      throw new RangeArgError('ESEGIND', `segment index ${segind} is outside 0..${s.nsegs}`);
+    this.checkFindRange(segind, domain, npages, low, high);
     const ps = s.pageSize;
     for (let seg = segind; seg < s.nsegs; seg++) {
       if (segDomain(s, seg) !== domain) continue;

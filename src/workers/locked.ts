@@ -144,8 +144,10 @@ export class LockedVmPhys {
 
   /** vm_phys_unfree_page: drain pa's domain (lock dropped per block), then unfree under the lock. */
   unfreePage(pa: number): boolean {
+    // Misuse is refused before the drain, so that a refused call changes nothing.
+    this.vm.checkUnfree(pa);
     const d = this.domainOfPa(pa);
-    if (segOfPa(this.vm.state, pa) >= 0 && this.vm.phase === 2) this.drainDomain(d);
+    this.drainDomain(d);
     const L = this.locks;
     L.lock(d);
     try {
@@ -163,10 +165,11 @@ export class LockedVmPhys {
   findRange(segind: number, domain: number, npages: number, low: number, high: number): FoundRange | null {
     const d = this.dom(domain);
     const st = this.vm.state;
-    if (this.vm.phase === 2 && Atomics.load(st.c.ctl, CTL.INITDONE + d) === 0) {
+    this.vm.checkFindRange(segind, domain, npages, low, high);
+    if (Atomics.load(st.c.ctl, CTL.INITDONE + d) === 0) {
       // Only when a candidate segment exists (as FreeBSD): a cheap unlocked look at the segments.
       let candidate = false;
-      for (let s = Math.max(0, segind); s < st.nsegs && !candidate; s++) {
+      for (let s = segind; s < st.nsegs && !candidate; s++) {
         if (segDomain(st, s) !== d) continue;
         if (st.segStart[s] >= high) break;
         const a = Math.max(low, st.segStart[s]);
