@@ -28,6 +28,31 @@ export {
   type Profile,
   profileByName,
 } from './core/params.js';
+export {
+  builtinLayout,
+  defineLayout,
+  FIELD_TYPES,
+  type FieldDecl,
+  type FieldType,
+  freebsdLayout,
+  type Layout,
+  LayoutError,
+  type LayoutField,
+  type LayoutJson,
+  layoutToJson,
+  NONE_LAYOUT,
+  parseLayoutJson,
+  recordBytes,
+} from './core/pagerec/layout.js';
+export {
+  type FieldArray,
+  type FieldView,
+  PageRecords,
+  type PageStateSource,
+  RecordError,
+  type RecordsDescriptor,
+} from './core/pagerec/records.js';
+export type { PageStructOption } from './core/pagerec/wire.js';
 export { restore, snapshot } from './core/snapshot.js';
 export { physFree, physSegs, segsSummary } from './core/sysctl.js';
 export { availPages, type VerifyOptions, type VerifyReport, verify } from './core/verify.js';
