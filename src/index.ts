@@ -19,16 +19,6 @@ export * from './core/errors.js';
 export { type IdleDrain, type IdleDrainStats, startIdleDrain } from './core/idle-drain.js';
 export { type ControlViews, CTL, META_BYTES_PER_PAGE, type PageViews, STAT } from './core/layout.js';
 export {
-  amd64,
-  arm64,
-  FreeList,
-  type FreeListId,
-  Pool,
-  type PoolId,
-  type Profile,
-  profileByName,
-} from './core/params.js';
-export {
   builtinLayout,
   defineLayout,
   FIELD_TYPES,
@@ -53,6 +43,16 @@ export {
   type RecordsDescriptor,
 } from './core/pagerec/records.js';
 export type { PageStructOption } from './core/pagerec/wire.js';
+export {
+  amd64,
+  arm64,
+  FreeList,
+  type FreeListId,
+  Pool,
+  type PoolId,
+  type Profile,
+  profileByName,
+} from './core/params.js';
 export { restore, snapshot } from './core/snapshot.js';
 export { physFree, physSegs, segsSummary } from './core/sysctl.js';
 export { availPages, type VerifyOptions, type VerifyReport, verify } from './core/verify.js';

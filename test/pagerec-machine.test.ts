@@ -80,7 +80,8 @@ function checkRecords(vm: VmPhys): number {
       if (LIVE.has(f.name)) continue;
       const want = initValue(l, f, idx, pa, seg);
       const got = get(dvs[b], base + f.offset, f.type);
-      if (got !== want) assert.fail(`page ${idx} field ${f.name}: record holds ${got}, vm_page_init_page wrote ${want}`);
+      if (got !== want)
+        assert.fail(`page ${idx} field ${f.name}: record holds ${got}, vm_page_init_page wrote ${want}`);
     }
     if (r.read(idx, 'order') !== orderAt(s, idx)) assert.fail(`page ${idx}: order disagrees`);
     if (r.read(idx, 'pool') !== poolAt(s, idx)) assert.fail(`page ${idx}: pool disagrees`);
@@ -195,22 +196,26 @@ describe('records after any operation', () => {
   for (const profile of [amd64, arm64]) {
     test(`${profile.name}: records hold vm_page_init_page's values; none and freebsd make the same choices`, () => {
       fc.assert(
-        fc.property(fc.constantFrom('lazy' as const, 'eager' as const), fc.array(opArb, { maxLength: 25 }), (mode, ops) => {
-          const on = machine(profile, mode, 'freebsd');
-          const off = machine(profile, mode, 'none');
-          assert.equal(off.records.active, false);
-          assert.equal(off.pageStructBytes, 0);
-          assert.equal(on.pageStructBytes, on.totalPages * 104);
-          const hOn: Array<[number, number, number]> = [];
-          const hOff: Array<[number, number, number]> = [];
-          checkRecords(on);
-          for (const op of ops) {
-            assert.equal(apply(on, hOn, op), apply(off, hOff, op), JSON.stringify(op));
+        fc.property(
+          fc.constantFrom('lazy' as const, 'eager' as const),
+          fc.array(opArb, { maxLength: 25 }),
+          (mode, ops) => {
+            const on = machine(profile, mode, 'freebsd');
+            const off = machine(profile, mode, 'none');
+            assert.equal(off.records.active, false);
+            assert.equal(off.pageStructBytes, 0);
+            assert.equal(on.pageStructBytes, on.totalPages * 104);
+            const hOn: Array<[number, number, number]> = [];
+            const hOff: Array<[number, number, number]> = [];
             checkRecords(on);
-          }
-          assert.equal(on.state.c.stats[STAT.PAGES_INITIALIZED], off.state.c.stats[STAT.PAGES_INITIALIZED]);
-          verify(on);
-        }),
+            for (const op of ops) {
+              assert.equal(apply(on, hOn, op), apply(off, hOff, op), JSON.stringify(op));
+              checkRecords(on);
+            }
+            assert.equal(on.state.c.stats[STAT.PAGES_INITIALIZED], off.state.c.stats[STAT.PAGES_INITIALIZED]);
+            verify(on);
+          },
+        ),
         { numRuns: 30 },
       );
     });

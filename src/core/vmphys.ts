@@ -33,9 +33,9 @@ import {
 } from './layout.js';
 import { finishLazyInit, lazyDone, lazyInit, lazyInitDomain, lazyInitStep } from './lazy.js';
 import { checkAllocated, segForFree } from './owner.js';
+import { type FieldView, PageRecords, type RecordsDescriptor } from './pagerec/records.js';
 import type { PageStructOption } from './pagerec/wire.js';
 import { adoptRecords, resolvePageStruct, sizeRecords } from './pagerec/wire.js';
-import { type FieldView, PageRecords, type RecordsDescriptor } from './pagerec/records.js';
 import { amd64, type Profile } from './params.js';
 import { addAffinity, addAvail, addSeg, availRanges, domainMatch, init } from './physinit.js';
 import { poolPages } from './queues.js';

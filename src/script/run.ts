@@ -46,8 +46,7 @@ function parseFreelist(vm: VmPhys, tok: string | undefined): number {
 
 /** VMPHYS_PAGE_STRUCT, where the runtime has an environment ('freebsd' or 'none'; else undefined). */
 function envPageStruct(): PageStructOption | undefined {
-  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env
-    ?.VMPHYS_PAGE_STRUCT;
+  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.VMPHYS_PAGE_STRUCT;
   return v === 'freebsd' || v === 'none' ? v : undefined;
 }
 
