@@ -155,6 +155,8 @@ export const suite: Suite = {
     for (const ps of ['none', 'freebsd'] as const) {
       const tag = ps === 'none' ? '' : ', freebsd records';
       for (const [label, base] of sizes) {
+        // 16 GiB with records adds minutes of first-touch faults and no goal: left out.
+        if (ps === 'freebsd' && label === '16 GiB') continue;
         const pages = base.sparse ? 2 ** 28 : (base.ram as number) / 4096;
         const recBytes = ps === 'freebsd' ? pages * 104 : 0;
         for (const mode of ['eager', 'lazy'] as const) {
