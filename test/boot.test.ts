@@ -231,7 +231,7 @@ test('--page-struct takes a layout file; a bad one is named before booting', () 
 });
 
 test('records that do not fit in memory: said before booting, eager and the drain skipped', () => {
-  // The sparse 1 TiB machine's struct vm_page array is 28 GB (2^28 pages × 104 bytes).
+  // The sparse 1 TiB machine's struct vm_page array is at least 28 GB (2^28 pages × 104 bytes).
   const need = 2 ** 28 * 104;
   const r = spawnSync(
     process.execPath,
@@ -241,7 +241,10 @@ test('records that do not fit in memory: said before booting, eager and the drai
   assert.equal(r.status, 0, r.stderr);
   const reports = JSON.parse(r.stdout) as BootReport[];
   if (freemem() < need) {
-    assert.match(r.stderr, /page records need 28 GB|page records need 26 GiB/);
+    assert.match(
+      r.stderr,
+      /sparse 1 TiB: its 'freebsd-amd64' page records need 2\d\.\d GiB, more than this computer's free memory/,
+    );
     assert.deepEqual(
       reports.map((x) => x.mode),
       ['lazy'],
@@ -249,7 +252,7 @@ test('records that do not fit in memory: said before booting, eager and the drai
     assert.equal(reports[0].drainSkipped, true);
   } else assert.equal(reports.length, 2);
   const lazy = reports.find((x) => x.mode === 'lazy') as BootReport;
-  assert.equal(lazy.pageStructBytes, need);
+  assert.ok(lazy.pageStructBytes >= need && lazy.pageStructBytes % 104 === 0);
   assert.ok(lazy.rssAtReadyBytes < 64 * 2 ** 20, `RSS grew ${lazy.rssAtReadyBytes} bytes`);
 });
 
