@@ -189,7 +189,7 @@ test('the seed table puts FreeBSD figures beside ours and says what they show', 
   ]);
   assert.match(text, /fc128 +freebsd-amd64 \(104 B a page\) +40\.00 ms +2\.00 ms +20× +3 ms \(9 % of boot\)/);
   assert.match(text, /fc1g +freebsd-amd64 \(104 B a page\) +300 ms +3\.00 ms +100× +21\.5 ms \(37 % of boot\)/);
-  assert.match(text, /ready 20× and 100× sooner/);
+  assert.match(text, /ready 20× sooner and 100× sooner/);
   assert.match(text, /eager ÷ lazy is only 2× and 1×/);
 });
 

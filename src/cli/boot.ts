@@ -228,6 +228,11 @@ function seedSize(ramBytes: number): number {
   return ramBytes <= 256 * 2 ** 20 ? 128 * 2 ** 20 : 2 ** 30;
 }
 
+/** "20× sooner", or "2.7× later" for a ratio below 1. */
+function soonerLater(r: number): string {
+  return r >= 1 ? `${sig2(r)}× sooner` : `${sig2(1 / r)}× later`;
+}
+
 /** One sentence: what the seed table shows. */
 export function seedSentence(reports: BootReport[]): string {
   const bad = reports.filter((r) => !r.verified).length;
@@ -245,7 +250,7 @@ export function seedSentence(reports: BootReport[]): string {
     parts.push(
       `with struct vm_page records, eager start-up took ${fmtMs(e1.readyMs)} ms at 128 MiB and ${fmtMs(e2.readyMs)} ms ` +
         `at 1 GiB (FreeBSD: 3 and 21.5 ms) and lazy start-up made the machines ready ` +
-        `${sig2(e1.readyMs / l1.readyMs)}× and ${sig2(e2.readyMs / l2.readyMs)}× sooner`,
+        `${soonerLater(e1.readyMs / l1.readyMs)} and ${soonerLater(e2.readyMs / l2.readyMs)}`,
     );
   const n1 = pick(none, 'eager', SEED_SIZES[0]);
   const n2 = pick(none, 'eager', SEED_SIZES[1]);
