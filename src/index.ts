@@ -19,6 +19,31 @@ export * from './core/errors.js';
 export { type IdleDrain, type IdleDrainStats, startIdleDrain } from './core/idle-drain.js';
 export { type ControlViews, CTL, META_BYTES_PER_PAGE, type PageViews, STAT } from './core/layout.js';
 export {
+  builtinLayout,
+  defineLayout,
+  FIELD_TYPES,
+  type FieldDecl,
+  type FieldType,
+  freebsdLayout,
+  type Layout,
+  LayoutError,
+  type LayoutField,
+  type LayoutJson,
+  layoutToJson,
+  NONE_LAYOUT,
+  parseLayoutJson,
+  recordBytes,
+} from './core/pagerec/layout.js';
+export {
+  type FieldArray,
+  type FieldView,
+  PageRecords,
+  type PageStateSource,
+  RecordError,
+  type RecordsDescriptor,
+} from './core/pagerec/records.js';
+export type { PageStructOption } from './core/pagerec/wire.js';
+export {
   amd64,
   arm64,
   FreeList,

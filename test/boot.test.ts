@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { freemem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -125,6 +126,134 @@ test('vmphys boot --json prints one object per mode with the documented fields',
       'totalMs',
     ])
       assert.ok(k in r, `missing ${k}`);
+});
+
+test('vmphys boot with no map: the seed machines, with and without struct vm_page records', () => {
+  const out = execFileSync(
+    process.execPath,
+    [cli, 'boot', '--json', '--workload', 'synthetic', '--events', '500', '--cold'],
+    { encoding: 'utf8' },
+  );
+  const reports = JSON.parse(out) as BootReport[];
+  assert.deepEqual(
+    reports.map((r) => `${r.map} ${r.pageStruct} ${r.mode}`),
+    [
+      'firecracker 128MiB freebsd-amd64 eager',
+      'firecracker 128MiB freebsd-amd64 lazy',
+      'firecracker 128MiB none eager',
+      'firecracker 128MiB none lazy',
+      'firecracker 1GiB freebsd-amd64 eager',
+      'firecracker 1GiB freebsd-amd64 lazy',
+      'firecracker 1GiB none eager',
+      'firecracker 1GiB none lazy',
+    ],
+  );
+  for (const r of reports) {
+    const pages = r.metadataVirtualBytes / 9;
+    assert.equal(r.pageStructBytes, r.pageStruct === 'none' ? 0 : pages * 104);
+    assert.equal(r.verified, true);
+    assert.equal(r.drainSkipped, false);
+  }
+  // Eager and fully drained lazy machines initialise the same pages.
+  for (let i = 0; i < reports.length; i += 2)
+    assert.equal(reports[i].pagesInitializedAtEnd, reports[i + 1].pagesInitializedAtEnd, reports[i].map);
+  assert.deepEqual(
+    reports.map((r) => r.pagesInitializedAtEnd),
+    [32670, 32670, 32670, 32670, 262046, 262046, 262046, 262046],
+  );
+});
+
+test('the seed table puts FreeBSD figures beside ours and says what they show', async () => {
+  const { seedTable } = await import('../src/cli/boot.js');
+  const rep = (map: string, ps: string, mode: 'eager' | 'lazy', ms: number, ram: number): BootReport =>
+    ({
+      map,
+      pageStruct: ps,
+      mode,
+      readyMs: ms,
+      ramBytes: ram,
+      metadataVirtualBytes: (ram / 4096) * 9,
+      pageStructBytes: ps === 'none' ? 0 : (ram / 4096) * 104,
+      verified: true,
+    }) as BootReport;
+  const M = 2 ** 20;
+  const text = seedTable([
+    rep('fc128', 'freebsd-amd64', 'eager', 40, 128 * M),
+    rep('fc128', 'freebsd-amd64', 'lazy', 2, 128 * M),
+    rep('fc128', 'none', 'eager', 2, 128 * M),
+    rep('fc128', 'none', 'lazy', 1, 128 * M),
+    rep('fc1g', 'freebsd-amd64', 'eager', 300, 1024 * M),
+    rep('fc1g', 'freebsd-amd64', 'lazy', 3, 1024 * M),
+    rep('fc1g', 'none', 'eager', 2, 1024 * M),
+    rep('fc1g', 'none', 'lazy', 2, 1024 * M),
+  ]);
+  assert.match(text, /fc128 +freebsd-amd64 \(104 B a page\) +40\.00 ms +2\.00 ms +20× +3 ms \(9 % of boot\)/);
+  assert.match(text, /fc1g +freebsd-amd64 \(104 B a page\) +300 ms +3\.00 ms +100× +21\.5 ms \(37 % of boot\)/);
+  assert.match(text, /ready 20× sooner and 100× sooner/);
+  assert.match(text, /eager ÷ lazy is only 2× and 1×/);
+});
+
+test('--page-struct takes a layout file; a bad one is named before booting', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vmphys-layout-'));
+  const good = join(dir, 'emu.json');
+  writeFileSync(good, JSON.stringify({ name: 'emu', fields: [{ name: 'refs', type: 'u32', init: 0 }] }));
+  const out = execFileSync(
+    process.execPath,
+    [
+      cli,
+      'boot',
+      '--ram',
+      '64M',
+      '--mode',
+      'lazy',
+      '--json',
+      '--workload',
+      'synthetic',
+      '--events',
+      '200',
+      '--cold',
+      '--page-struct',
+      good,
+    ],
+    { encoding: 'utf8' },
+  );
+  const [r] = JSON.parse(out) as BootReport[];
+  assert.equal(r.pageStruct, 'emu');
+  assert.equal(r.pageStructBytes, (r.metadataVirtualBytes / 9) * 4);
+  const bad = join(dir, 'bad.json');
+  writeFileSync(bad, JSON.stringify({ name: 'x', fields: [{ name: 'a', type: 'u24' }] }));
+  const b = spawnSync(process.execPath, [cli, 'boot', '--ram', '64M', '--page-struct', bad], { encoding: 'utf8' });
+  assert.equal(b.status, 1);
+  assert.match(b.stderr, /unknown type 'u24'/);
+  const c = spawnSync(process.execPath, [cli, 'boot', '--page-struct', 'linux'], { encoding: 'utf8' });
+  assert.equal(c.status, 2);
+  assert.match(c.stderr, /--page-struct must be freebsd, none or a layout JSON file/);
+});
+
+test('records that do not fit in memory: said before booting, eager and the drain skipped', () => {
+  // The sparse 1 TiB machine's struct vm_page array is at least 28 GB (2^28 pages × 104 bytes).
+  const need = 2 ** 28 * 104;
+  const r = spawnSync(
+    process.execPath,
+    [cli, 'boot', '--sparse-1t', '--json', '--workload', 'synthetic', '--events', '200', '--cold'],
+    { encoding: 'utf8' },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  const reports = JSON.parse(r.stdout) as BootReport[];
+  if (freemem() < need) {
+    assert.match(
+      r.stderr,
+      /sparse 1 TiB: its 'freebsd-amd64' page records need 2\d\.\d GiB, more than this computer's free memory/,
+    );
+    assert.deepEqual(
+      reports.map((x) => x.mode),
+      ['lazy'],
+    );
+    assert.equal(reports[0].drainSkipped, true);
+  } else assert.equal(reports.length, 2);
+  const lazy = reports.find((x) => x.mode === 'lazy') as BootReport;
+  assert.ok(lazy.pageStructBytes >= need && lazy.pageStructBytes % 104 === 0);
+  assert.ok(lazy.rssAtReadyBytes < 64 * 2 ** 20, `RSS grew ${lazy.rssAtReadyBytes} bytes`);
 });
 
 test('vmphys boot names bad input', () => {

@@ -8,6 +8,7 @@
  * builder in ramspec.ts). Owned by boot; uses only the core's public API.
  */
 import { hex } from '../core/errors.js';
+import type { PageStructOption } from '../core/pagerec/wire.js';
 import { amd64, type Profile } from '../core/params.js';
 import { type StartupMode, VmPhys } from '../core/vmphys.js';
 import type { AffinityRange, MemMap, MemRange } from './memmap.js';
@@ -22,6 +23,8 @@ export interface BootOptions {
   /** Physical addresses to blacklist (vm.blacklist). */
   blacklist?: number[];
   shared?: boolean;
+  /** Page records kept beside the allocator (VmPhysOptions.pageStruct; default none). */
+  pageStruct?: PageStructOption;
 }
 
 /** What happened during the boot, for the report. */
@@ -97,7 +100,7 @@ export function usableAffinity(map: MemMap, profile: Profile, notes: string[]): 
 export function bootFromMap(map: MemMap, opts: BootOptions): BootResult {
   const profile = opts.profile ?? amd64;
   const notes: string[] = [];
-  const vm = new VmPhys({ profile, shared: opts.shared ?? true });
+  const vm = new VmPhys({ profile, shared: opts.shared ?? true, pageStruct: opts.pageStruct });
   for (const a of usableAffinity(map, profile, notes)) vm.addAffinity(a.start, a.end, a.domain);
   for (const r of map.ram) vm.addSeg(r.start, r.end);
   const held = [...map.reserved, ...(opts.reserve ?? [])];

@@ -8,10 +8,14 @@ import type { MemMap } from '../boot/memmap.js';
 import { parseMemMap } from '../boot/memmap.js';
 import { firecrackerMap, sparseTerabyteMap } from '../boot/ramspec.js';
 import { UsageError } from '../core/errors.js';
+import { parseLayoutJson } from '../core/pagerec/layout.js';
+import type { PageStructOption } from '../core/pagerec/wire.js';
 import { amd64, arm64, type Profile, profileByName } from '../core/params.js';
 import { runTimeline, type TimelineOptions } from './timeline.js';
 
-export interface BootJob extends Omit<TimelineOptions, 'progress'> {
+export interface BootJob extends Omit<TimelineOptions, 'progress' | 'pageStruct'> {
+  /** --page-struct: 'freebsd', 'none' or the path of a layout JSON file. */
+  pageStruct?: string;
   /** 'amd64', 'arm64' or 'auto' (arm64 when the map text has a UEFI memory map table). */
   profileName?: string;
   mapFile?: string;
@@ -33,6 +37,15 @@ export function jobProfile(name: string | undefined, mapText: string | undefined
   return mapText && /\bConventionalMemory\b/.test(mapText) ? arm64 : amd64;
 }
 
+/**
+ * The page records a `--page-struct` value names: 'freebsd', 'none', or a layout JSON file
+ * (read and validated: a LayoutError names what is wrong with it).
+ */
+export function jobPageStruct(v: string | undefined): PageStructOption {
+  if (v === undefined || v === 'freebsd' || v === 'none') return v ?? 'freebsd';
+  return parseLayoutJson(readFileSync(v, 'utf8'));
+}
+
 /** The memory map a job names. */
 export function jobMap(job: BootJob): MemMap {
   if (job.mapFile) return parseMemMap(readFileSync(job.mapFile, 'utf8'), { file: job.mapFile });
@@ -52,6 +65,7 @@ async function childMain(): Promise<void> {
   const report_ = await runTimeline(map, {
     ...job,
     profile,
+    pageStruct: jobPageStruct(job.pageStruct),
     progress: job.progress && process.send ? report : undefined,
   });
   process.stdout.write(`${JSON.stringify(report_)}\n`);

@@ -9,6 +9,7 @@ import type { MemMap, MemRange } from '../boot/memmap.js';
 import { firecrackerMap } from '../boot/ramspec.js';
 import { bootFromMap } from '../boot/startup.js';
 import { STAT } from '../core/layout.js';
+import type { PageStructOption } from '../core/pagerec/wire.js';
 import { Pool, type Profile } from '../core/params.js';
 import { verify } from '../core/verify.js';
 import type { StartupMode } from '../core/vmphys.js';
@@ -49,6 +50,12 @@ export interface BootReport {
   failedAllocs: number;
   pagesInitializedAtEnd: number;
   blacklisted: number;
+  /** The page records kept beside the allocator: layout name ('none' without records). */
+  pageStruct: string;
+  /** Bytes of page records reserved for this machine (record size × pages; 0 for none). */
+  pageStructBytes: number;
+  /** True when the drain was not run (the records would not fit in this computer's memory). */
+  drainSkipped: boolean;
   verified: boolean;
   notes: string[];
   /** Drain progress samples: [ms since AP start, pages still lazy]. */
@@ -80,6 +87,13 @@ export interface TimelineOptions {
   warmup?: number;
   /** Stop once the machine is ready (no workload, no drain): for start-up benchmarks. */
   stopAtReady?: boolean;
+  /** Page records (VmPhysOptions.pageStruct; default none). The warm-up boots keep the same. */
+  pageStruct?: PageStructOption;
+  /**
+   * Run the early workload, then stop: no drain, no late workload (for machines whose records
+   * would not fit in memory: the drain would touch them all).
+   */
+  noDrain?: boolean;
   /** Called with (pages drained, pages to drain) while the drain runs. */
   progress?: (done: number, total: number) => void;
 }
@@ -168,6 +182,7 @@ export async function runTimeline(map: MemMap, opts: TimelineOptions): Promise<B
       mode: opts.mode,
       profile: opts.profile,
       shared: true,
+      pageStruct: opts.pageStruct,
     }).vm;
     const pa = w.allocPages(0, Pool.DEFAULT, 0);
     if (pa !== null) w.freePages(pa, Pool.DEFAULT, 0);
@@ -175,7 +190,8 @@ export async function runTimeline(map: MemMap, opts: TimelineOptions): Promise<B
   }
   // Lazy boots are cheap: also warm the paths of this very map's shape (segments, lists).
   if (opts.mode === 'lazy')
-    for (let i = 0; i < Math.min(warm, 5); i++) bootFromMap(map, { mode: 'lazy', profile: opts.profile, shared: true });
+    for (let i = 0; i < Math.min(warm, 5); i++)
+      bootFromMap(map, { mode: 'lazy', profile: opts.profile, shared: true, pageStruct: opts.pageStruct });
   globalThis.gc?.();
   const rss0 = process.memoryUsage.rss();
   const t0 = performance.now();
@@ -184,6 +200,7 @@ export async function runTimeline(map: MemMap, opts: TimelineOptions): Promise<B
     profile: opts.profile,
     reserve: opts.reserve,
     blacklist: opts.blacklist,
+    pageStruct: opts.pageStruct,
   });
   const vm = boot.vm;
   const first = vm.allocPages(0, Pool.DEFAULT, 0);
@@ -223,10 +240,11 @@ export async function runTimeline(map: MemMap, opts: TimelineOptions): Promise<B
     let drainMs = 0;
     let maxStep = 0;
     const timeline: Array<[number, number]> = [[0, lazyTotal]];
-    let done = vm.drained || atReady;
+    const skipDrain = atReady || opts.noDrain === true;
+    let done = vm.drained || skipDrain;
     let steps = 0;
     const stepUs = new Float64Array(1 << 16);
-    while (!atReady && (!done || pos < end)) {
+    while (!skipDrain && (!done || pos < end)) {
       if (pos < end) pos += workload.run(pos, Math.min(end, pos + 256));
       if (!done) {
         const s0 = performance.now();
@@ -274,6 +292,9 @@ export async function runTimeline(map: MemMap, opts: TimelineOptions): Promise<B
       failedAllocs: workload.failed(),
       pagesInitializedAtEnd: st[STAT.PAGES_INITIALIZED],
       blacklisted: boot.blacklisted.length,
+      pageStruct: vm.records.layout.name,
+      pageStructBytes: vm.pageStructBytes,
+      drainSkipped: !vm.drained && skipDrain,
       verified,
       notes: boot.notes,
       drainTimeline: timeline,

@@ -11,7 +11,7 @@ import { freeIdx } from './buddy.js';
 import { StateError } from './errors.js';
 import { CTL, DRSLOT, STAT } from './layout.js';
 import { markHeld, NO_REC } from './owner.js';
-import { finishInit, initPages, metaByte } from './pages.js';
+import { finishInit, initPages, metaByte, writeRecords } from './pages.js';
 import { Pool } from './params.js';
 import { firstLazyQueue, moveLazyRun, qHead, qRem, queueOrder } from './queues.js';
 import { ndomains, type PhysState } from './state.js';
@@ -90,6 +90,9 @@ function drainWholeRun(s: PhysState, q: number, m: number, budget: number): numb
   const meta = s.meta;
   const headByte = metaByte(Pool.DEFAULT, s.maxOrder);
   for (let h = m; h < end; h += cp) meta[h] = headByte;
+  // Each head's record as the chunk-by-chunk drain leaves it: initialised in LAZYINIT (by the
+  // boot's look-ahead or on materialisation), its tail pages by finish_init.
+  if (s.rec.active) for (let h = m; h < end; h += cp) writeRecords(s, h, h + 1, Pool.LAZYINIT);
   const st = s.c.stats;
   st[STAT.CHUNKS_MATERIALIZED] += n;
   st[STAT.DRAIN_BLOCKS] += n;

@@ -7,10 +7,17 @@
  * Every reader and writer of the byte goes through `metaByte`/`metaOrder`/`metaPool`. This file
  * writes the byte for initialisation; queues.ts writes it when a block joins or leaves a queue;
  * startup.ts fills runs of it at boot.
+ *
+ * Page records (pagerec/): wherever this file initialises a page, it also writes the page's
+ * record (vm_page_init_page's values), behind one `rec.active` test so that a machine without
+ * records pays a predictable branch and nothing else. The order-0 paths never come here.
+ * STAT.PAGES_INITIALIZED counts distinct pages: a page is counted when its byte leaves 0
+ * (a second vm_page_init_page of a page, as FreeBSD's look-ahead may do, is not counted again).
  * @internal
  */
 import { STAT } from './layout.js';
 import { Pool } from './params.js';
+import { pa, segOfIdx } from './segments.js';
 import type { PhysState } from './state.js';
 
 /** Initialised bit of the state byte. */
@@ -38,19 +45,34 @@ export function metaWithOrder(m: number, order: number): number {
   return (m & ~M_ORDER) | order;
 }
 
-/** vm_page_init_page: initialised, not a free head, the given pool. */
+/** vm_page_init_page: initialised, not a free head, the given pool; its record written. */
 export function initPage(s: PhysState, idx: number, pool: number): void {
+  if (s.meta[idx] === 0) s.c.stats[STAT.PAGES_INITIALIZED]++;
   s.meta[idx] = metaByte(pool, s.nOrd);
-  s.c.stats[STAT.PAGES_INITIALIZED]++;
+  if (s.rec.active) writeRecords(s, idx, idx + 1, pool);
 }
 
-/** vm_page_init_page over [from, to) with pool `pool` (a contiguous fill), counted. */
+/**
+ * vm_page_init_page over [from, to) with pool `pool` (a contiguous fill), counted. Contract:
+ * the range lies in one segment and none of its pages is initialised yet (every caller's is:
+ * a start-up run, a lazy block's tail pages, an untouched lazy run).
+ */
 export function initPages(s: PhysState, from: number, to: number, pool: number): void {
   if (to <= from) return;
   s.meta.fill(metaByte(pool, s.nOrd), from, to);
   const st = s.c.stats;
   st[STAT.PAGES_INITIALIZED] += to - from;
   st[STAT.META_BYTES_TOUCHED] += to - from;
+  if (s.rec.active) writeRecords(s, from, to, pool);
+}
+
+/**
+ * The records of pages [from, to) of one segment as vm_page_init_page(m, pa, segind, pool)
+ * writes them (order VM_NFREEORDER). Callers test `s.rec.active` first.
+ */
+export function writeRecords(s: PhysState, from: number, to: number, pool: number): void {
+  const seg = segOfIdx(s, from);
+  s.rec.initRange(from, to - from, pa(s, from, seg), seg, pool, s.nOrd);
 }
 
 /**

@@ -168,7 +168,8 @@ export function qRem(s: PhysState, q: number, idx: number): void {
     const r = runOf(s, idx);
     if (r >= 0) s.c.runs[r * RUNF.SIZE + RUNF.TOUCHED] = 1;
     s.c.stats[STAT.CHUNKS_MATERIALIZED]++;
-    s.c.stats[STAT.PAGES_INITIALIZED]++;
+    // vm_page_init_page as the boot's look-ahead would have run it (counted, record written).
+    initPage(s, idx, Pool.LAZYINIT);
   }
   const hq = s.oHead + q;
   const tq = s.oTail + q;
@@ -238,7 +239,11 @@ export function addLazyRun(s: PhysState, q: number, start: number, end: number):
   ctl[CTL.NRUNS] = r + 1;
   // A look-ahead may have initialised this head; implicit heads must read 0. Only the last
   // look-ahead can have reached it, so no fresh metadata page is read here.
-  if (s.lastLookAhead === start) s.meta[start] = 0;
+  // Forgetting it un-counts it: it is counted again when it is materialised.
+  if (s.lastLookAhead === start && s.meta[start] !== 0) {
+    s.meta[start] = 0;
+    s.c.stats[STAT.PAGES_INITIALIZED]--;
+  }
   const tail = w[s.oTail + q];
   if (tail < 0) {
     w[s.oHead + q] = start;

@@ -19,6 +19,7 @@
  * drainers held when the snapshot was taken (a restored machine has no drainer), and runs
  * `verify()` (deep once started) on it. Only a machine that passes is returned; anything else is
  * a SnapshotError (ESNAPSHOT) and nothing outside the fresh buffers was touched.
+ * Page records, when the machine keeps them, follow in a section of their own (see below).
  * Owned by the core; read-only over the allocator it snapshots.
  */
 import { InvariantError, SnapshotError, VmPhysError } from './errors.js';
@@ -37,6 +38,8 @@ import {
   SEGF,
 } from './layout.js';
 import { lazyReturnSlot } from './lazy.js';
+import { type Layout, layoutToJson, parseLayoutJson } from './pagerec/layout.js';
+import { PageRecords, type RecordsDescriptor } from './pagerec/records.js';
 import { amd64, arm64, Pool, type Profile } from './params.js';
 import { verify } from './verify.js';
 import { VmPhys } from './vmphys.js';
@@ -101,6 +104,7 @@ export function snapshot(vm: VmPhys): Uint8Array {
   parts.push(control.slice());
   sparse(new Uint8Array(s.meta.buffer as ArrayBuffer), parts);
   sparse(new Uint8Array(s.link.buffer as ArrayBuffer), parts);
+  snapshotRecords(s.rec, parts);
   let size = HEADER;
   for (const p of parts) size += p.length;
   const out = new Uint8Array(size);
@@ -189,11 +193,13 @@ export function restore(bytes: Uint8Array, opts: { shared?: boolean } = {}): VmP
   let off = HEADER + cbytes;
   off = unsparse(bytes, off, new Uint8Array(pages.metaBuffer as ArrayBuffer));
   off = unsparse(bytes, off, new Uint8Array(pages.linkBuffer as ArrayBuffer));
+  const rec = restoreRecords(bytes, off, totalPages, profile.pageSize, shared);
+  off = rec.off;
   if (off !== bytes.length) throw new SnapshotError('snapshot has trailing bytes');
   c.ctl[CTL.SHARED] = shared ? 1 : 0;
   let vm: VmPhys;
   try {
-    vm = new VmPhys({ profile, shared, maxRuns }, c, pages);
+    vm = new VmPhys({ profile, shared, maxRuns }, c, pages, rec.records);
     const t = c.drainers;
     for (let r = 0; r < DRAINER_SLOTS; r++) {
       const b = r * DRSLOT.SIZE;
@@ -322,3 +328,47 @@ function checkControl(c: ControlViews, p: Profile, totalPages: number, prof: num
 }
 
 export { DEFAULT_MAX_RUNS };
+
+// ------------------------------------------------------------------ page records
+//
+// A machine with page records (pageStruct other than 'none') appends one section after the page
+// buffers: "VMPR", u32 length of the layout's JSON, the JSON (UTF-8), then each record buffer
+// stored sparsely as above. A snapshot without the section restores a machine without records.
+
+const REC_MAGIC = 'VMPR';
+
+function snapshotRecords(rec: PageRecords, parts: Uint8Array[]): void {
+  if (!rec.active) return;
+  const json = new TextEncoder().encode(JSON.stringify(layoutToJson(rec.layout)));
+  const head = new Uint8Array(8);
+  for (let i = 0; i < 4; i++) head[i] = REC_MAGIC.charCodeAt(i);
+  new DataView(head.buffer).setUint32(4, json.length, true);
+  parts.push(head, json);
+  for (const b of rec.buffers) sparse(new Uint8Array(b as ArrayBuffer), parts);
+}
+
+function restoreRecords(
+  bytes: Uint8Array,
+  off: number,
+  pages: number,
+  pageSize: number,
+  shared: boolean,
+): { off: number; records: RecordsDescriptor | undefined } {
+  if (off >= bytes.length) return { off, records: undefined };
+  if (off + 8 > bytes.length) throw new SnapshotError('snapshot is truncated (page records)');
+  for (let i = 0; i < 4; i++)
+    if (bytes[off + i] !== REC_MAGIC.charCodeAt(i)) throw new SnapshotError('snapshot has trailing bytes');
+  const len = new DataView(bytes.buffer, bytes.byteOffset + off + 4, 4).getUint32(0, true);
+  off += 8;
+  if (off + len > bytes.length) throw new SnapshotError('snapshot is truncated (page record layout)');
+  let layout: Layout;
+  try {
+    layout = parseLayoutJson(new TextDecoder().decode(bytes.subarray(off, off + len)));
+  } catch (e) {
+    throw new SnapshotError(`snapshot page record layout is invalid: ${(e as Error).message}`);
+  }
+  off += len;
+  const rec = PageRecords.create(layout, pages, { shared, pageSize });
+  for (const b of rec.buffers) off = unsparse(bytes, off, new Uint8Array(b as ArrayBuffer));
+  return { off, records: rec.descriptor() };
+}

@@ -8,7 +8,7 @@
 import { enqueueContigIdx } from './buddy.js';
 import { CTL } from './layout.js';
 import { markBlocks, runRec } from './owner.js';
-import { initPages } from './pages.js';
+import { initPage, initPages } from './pages.js';
 import { Pool } from './params.js';
 import { idxIn } from './segments.js';
 import type { PhysState } from './state.js';
@@ -51,7 +51,14 @@ export function pageStartup(s: PhysState, lazy: boolean): void {
       const first = idxIn(s, seg, startp);
       const count = (endp - startp) / s.pageSize;
       if (!lazy) initPages(s, first, first + count, Pool.DEFAULT);
-      // Lazy: the first page is a block head, written by the enqueue (or implicit).
+      else {
+        // vm_page_init_page(m, startp, segind, pool) for the run's first page; the enqueue
+        // initialises the other chunk heads by look-ahead. When the run begins with whole
+        // max-order chunks, that first page becomes an implicit lazy head: addLazyRun forgets
+        // it as it forgets a look-ahead (hence lastLookAhead).
+        initPage(s, first, pool);
+        s.lastLookAhead = first;
+      }
       enqueueContigIdx(s, first, pool, count, seg);
     }
   }

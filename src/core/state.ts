@@ -9,6 +9,8 @@
  */
 import { DomainError, PoolError, RangeArgError, StateError } from './errors.js';
 import { type ControlViews, CTL, createControl, createPages, DEFAULT_MAX_RUNS, type PageViews } from './layout.js';
+import { NONE_LAYOUT } from './pagerec/layout.js';
+import { PageRecords } from './pagerec/records.js';
 import { amd64, Pool, type Profile } from './params.js';
 
 /** Int32 words per segment row in `PhysState.seg` (see SEGROW). */
@@ -77,8 +79,15 @@ export class PhysState {
   lastLookAhead: number;
   /** alloc_npages' index buffer (facade). */
   scratch: Int32Array;
+  /**
+   * The page-record array (struct vm_page or a user's layout; pagerec/). Written only through
+   * its writers, by pages.ts where a page is initialised; every call is guarded by `rec.active`
+   * so a machine without records pays nothing. Replaced once, when init sizes the machine.
+   */
+  rec: PageRecords;
 
-  constructor(profile: Profile, control: ControlViews, pages: PageViews) {
+  /** `rec`: the machine's record array (default: none; pagerec/wire.ts sizes it at init). */
+  constructor(profile: Profile, control: ControlViews, pages: PageViews, rec?: PageRecords) {
     this.profile = profile;
     this.c = control;
     this.q = new Int32Array(control.buffer, 0, control.buffer.byteLength >> 2);
@@ -107,6 +116,7 @@ export class PhysState {
     this.lastRun = 0;
     this.lastLookAhead = -1;
     this.scratch = new Int32Array(0);
+    this.rec = rec ?? PageRecords.create(NONE_LAYOUT, 0);
   }
 }
 

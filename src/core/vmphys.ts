@@ -33,6 +33,9 @@ import {
 } from './layout.js';
 import { finishLazyInit, lazyDone, lazyInit, lazyInitDomain, lazyInitStep } from './lazy.js';
 import { freeContigCheck, freeSlow, NO_REC, ownRec, segForFree } from './owner.js';
+import { type FieldView, PageRecords, type RecordsDescriptor } from './pagerec/records.js';
+import type { PageStructOption } from './pagerec/wire.js';
+import { adoptRecords, resolvePageStruct, sizeRecords } from './pagerec/wire.js';
 import { amd64, type Profile } from './params.js';
 import { addAffinity, addAvail, addSeg, availNone, availRanges, domainMatch, init } from './physinit.js';
 import { poolPages } from './queues.js';
@@ -83,6 +86,12 @@ export interface VmPhysOptions {
    * Runs (alloc_contig, memory outside phys_avail) may always be freed in parts.
    */
   exactFrees?: boolean;
+  /**
+   * Per-page records kept beside the allocator (pagerec/): 'freebsd' (the profile's struct
+   * vm_page, 104 bytes, written as vm_page_init_page writes it), 'none' (the default: the
+   * allocator's 9 bytes per page only) or a user's layout (`defineLayout`/`parseLayoutJson`).
+   */
+  pageStruct?: PageStructOption;
 }
 
 /** Largest lazy-run table a machine may ask for. */
@@ -136,8 +145,11 @@ export class VmPhys {
   /** `exactFrees` (see VmPhysOptions). */
   readonly exactFrees: boolean;
 
-  /** `control`/`pages`: existing buffers to work on (attach, restore). */
-  constructor(opts: VmPhysOptions = {}, control?: ControlViews, pages?: PageViews) {
+  /**
+   * `control`/`pages`: existing buffers to work on (attach, restore); `records`: their page
+   * records (then `opts.pageStruct` is not used).
+   */
+  constructor(opts: VmPhysOptions = {}, control?: ControlViews, pages?: PageViews, records?: RecordsDescriptor) {
     checkOptions(opts);
     const profile = opts.profile ?? amd64;
     this.exactFrees = opts.exactFrees === true;
@@ -145,8 +157,10 @@ export class VmPhys {
       profile,
       control ?? createControl(profile, opts.shared ?? true, opts.maxRuns ?? DEFAULT_MAX_RUNS),
       pages ?? createPages(0, false),
+      PageRecords.create(resolvePageStruct(opts.pageStruct, profile), 0),
     );
     if (control) refreshSegments(this.state);
+    if (records) adoptRecords(this.state, records);
   }
 
   // ------------------------------------------------------------------ what the machine is
@@ -182,6 +196,21 @@ export class VmPhys {
   /** Bytes of page metadata reserved (virtual) for this machine. */
   get metadataBytes(): number {
     return this.totalPages * META_BYTES_PER_PAGE;
+  }
+  /**
+   * The page-record array (empty for pageStruct 'none'; sized by init). `records.read(i, f)`
+   * is a checked read that follows the allocator; `records.fieldView(f)` a raw typed view.
+   */
+  get records(): PageRecords {
+    return this.state.rec;
+  }
+  /** A typed view of one record field over every page (index with `paddrToPage`); see FieldView. */
+  pageField(name: string): FieldView {
+    return this.state.rec.fieldView(name);
+  }
+  /** Bytes of page records reserved (virtual) for this machine: record size × pages. */
+  get pageStructBytes(): number {
+    return this.state.rec.layout.size * this.totalPages;
   }
   /** PAGE_SIZE. */
   get pageSize(): number {
@@ -252,6 +281,7 @@ export class VmPhys {
    */
   init(): void {
     init(this.state);
+    sizeRecords(this.state, this.state.c.ctl[CTL.SHARED] === 1);
   }
   /** phys_avail as pairs (after init). */
   availRanges(): Array<[number, number]> {

@@ -6,6 +6,7 @@
  */
 import { allocContig } from '../core/contig.js';
 import { hex, VmPhysError } from '../core/errors.js';
+import type { PageStructOption } from '../core/pagerec/wire.js';
 import { FreeList, Pool, profileByName } from '../core/params.js';
 import { physFree, segsSummary } from '../core/sysctl.js';
 import { VmPhys } from '../core/vmphys.js';
@@ -43,6 +44,12 @@ function parseFreelist(vm: VmPhys, tok: string | undefined): number {
   return f;
 }
 
+/** VMPHYS_PAGE_STRUCT, where the runtime has an environment ('freebsd' or 'none'; else undefined). */
+function envPageStruct(): PageStructOption | undefined {
+  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.VMPHYS_PAGE_STRUCT;
+  return v === 'freebsd' || v === 'none' ? v : undefined;
+}
+
 /** Hooks the CLI adds (snapshot files); the core script has none. */
 export interface ScriptHooks {
   snapshot?(vm: VmPhys, file: string): void;
@@ -60,13 +67,25 @@ export class ScriptRunner {
   private npagesBuf: number[] = [];
   private readonly hooks: ScriptHooks;
   private readonly shared: boolean;
-  constructor(hooks: ScriptHooks = {}, shared = false) {
+  private readonly pageStruct: PageStructOption | undefined;
+  /**
+   * `pageStruct`: page records for the machine the script builds (VmPhysOptions.pageStruct);
+   * default: the VMPHYS_PAGE_STRUCT environment variable when it says 'freebsd' or 'none',
+   * else none. Records never change a script's output.
+   */
+  constructor(hooks: ScriptHooks = {}, shared = false, pageStruct?: PageStructOption) {
     this.hooks = hooks;
     this.shared = shared;
+    this.pageStruct = pageStruct ?? envPageStruct();
   }
 
   private machine(): VmPhys {
-    if (!this.vm) this.vm = new VmPhys({ profile: profileByName(this.profileName), shared: this.shared });
+    if (!this.vm)
+      this.vm = new VmPhys({
+        profile: profileByName(this.profileName),
+        shared: this.shared,
+        pageStruct: this.pageStruct,
+      });
     return this.vm;
   }
 

@@ -5,6 +5,7 @@
  */
 import { StateError } from '../core/errors.js';
 import { CTL, controlViews, pageViews } from '../core/layout.js';
+import type { RecordsDescriptor } from '../core/pagerec/records.js';
 import { profileByName } from '../core/params.js';
 import { VmPhys } from '../core/vmphys.js';
 import './exchange.js';
@@ -25,6 +26,8 @@ export interface SharedHandle {
   readonly maxRuns: number;
   /** The workers layer's sync buffer (liveness table, lock counters, start/stop flags). */
   readonly sync: SharedArrayBuffer;
+  /** The page records (layout and shared buffers; no buffers for pageStruct 'none'). */
+  readonly records: RecordsDescriptor;
 }
 
 /**
@@ -52,6 +55,7 @@ export function handleOf(vm: VmPhys): SharedHandle {
     totalPages: s.c.ctl[CTL.TOTAL_PAGES],
     maxRuns: s.c.maxRuns,
     sync: syncOf(vm),
+    records: s.rec.descriptor(),
   };
 }
 
@@ -65,6 +69,7 @@ export function attach(h: SharedHandle): VmPhys {
     { profile },
     controlViews(profile, h.control, h.maxRuns),
     pageViews(h.meta, h.link, h.totalPages),
+    h.records,
   );
   bindSync(vm, h.sync);
   return vm;
