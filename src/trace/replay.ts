@@ -34,8 +34,9 @@
  *    between: trace B has 4 such pages) first frees our old block; counted in `lostFrees`.
  *  - A failed allocation is counted in `failedAllocs`; later frees of it count as skipped.
  *
- * Hot path: `TraceReplayer.replay` allocates nothing per event (split frees, which are rare,
- * excepted); it calls the core's unvalidated index-level methods `allocPagesIdx`,
+ * Hot path: `TraceReplayer.replay` runs module-level functions (`replayRun` and those under it)
+ * over typed arrays, so their compiled code serves every machine and replayer of a process; it
+ * allocates nothing per event (split frees, which are rare, excepted); it calls the core's unvalidated index-level methods `allocPagesIdx`,
  * `allocFreelistIdx`, `freePagesIdx` and `segOfIdx` (validation is done once here: orders are
  * checked against VM_NFREEORDER by the resolver, and only blocks this replay allocated, each
  * exactly once, are ever freed). `replayTrace` times the two stages apart: `eventsPerSec` counts
