@@ -183,10 +183,11 @@ const MACHINES = 3;
  */
 const HOT = new Set([
   'replay',
+  'replayRun',
   'allocSlot',
   'allocIn',
   'freeSlot',
-  'release',
+  'releaseSlot',
   'rare',
   'splitFree',
   'allocPagesIdx',

@@ -38,6 +38,7 @@ export function refreshSegments(s: PhysState): void {
   // A sentinel row: its FIRST ends the last segment (the binary search reads it).
   row[n * SEGROW_SIZE + SEGROW.FIRST] = end;
   s.lastSegRow = 0;
+  primeSegOfIdx(s, end);
   for (let d = 0; d < s.profile.maxMemDom; d++)
     for (let fl = 0; fl < s.nFl; fl++) {
       const flind = s.c.ctl[CTL.FL_TO_FLIND + fl];
@@ -48,6 +49,20 @@ export function refreshSegments(s: PhysState): void {
       const base = s.flQBase[d * s.nFl];
       s.allocQ[(d << ALLOCQ_POOL_SHIFT) | pool] = base < 0 ? NO_QUEUE : base + pool * s.nOrd;
     }
+}
+
+/**
+ * Takes segOfIdx's slow path a few times (the lookups miss the one-entry cache in turn: page 0
+ * and `end`, the first index past the last segment, which the search maps to the last segment),
+ * then resets the cache. Why: a compiled function that inlines segOfIdx and has never seen its
+ * call to segOfIdxSlow made (a process's first machine rarely misses the cache once its code is
+ * hot) deoptimises when a later machine misses; and V8 records what a function does only from
+ * about its eighth call on. Harmless for any machine (the search only reads the index).
+ */
+function primeSegOfIdx(s: PhysState, end: number): void {
+  if (s.nsegs === 0) return;
+  for (let k = 0; k < 16; k++) segOfIdx(s, (k & 1) === 0 ? 0 : end);
+  s.lastSegRow = 0;
 }
 
 /** First page index of segment seg. */

@@ -32,6 +32,47 @@ export const ALLOCQ_POOL_SHIFT = 2;
 export const NO_QUEUE = -0x40000000;
 
 /**
+ * The control views as a class instance, copied field by field from a `ControlViews`. Hot code
+ * reads typed arrays through `PhysState.c` (e.g. `s.c.ctl`); an object literal's fields lose
+ * their tracked type the second time the literal runs (a second machine), which throws away
+ * every compiled function that relied on it. A class keeps one hidden class whose field types
+ * hold for every machine. The views share the buffers: this is the same memory, not a copy.
+ */
+class Control implements ControlViews {
+  readonly buffer: ArrayBufferLike;
+  readonly ctl: Int32Array;
+  readonly locks: Int32Array;
+  readonly stats: Float64Array;
+  readonly segs: Float64Array;
+  readonly affinity: Float64Array;
+  readonly avail: Float64Array;
+  readonly oHead: number;
+  readonly oTail: number;
+  readonly oCount: number;
+  readonly nQueues: number;
+  readonly runs: Int32Array;
+  readonly maxRuns: number;
+  readonly drainers: Int32Array;
+
+  constructor(v: ControlViews) {
+    this.buffer = v.buffer;
+    this.ctl = v.ctl;
+    this.locks = v.locks;
+    this.stats = v.stats;
+    this.segs = v.segs;
+    this.affinity = v.affinity;
+    this.avail = v.avail;
+    this.oHead = v.oHead;
+    this.oTail = v.oTail;
+    this.oCount = v.oCount;
+    this.nQueues = v.nQueues;
+    this.runs = v.runs;
+    this.maxRuns = v.maxRuns;
+    this.drainers = v.drainers;
+  }
+}
+
+/**
  * One machine's state.
  * @internal
  */
@@ -89,7 +130,7 @@ export class PhysState {
   /** `rec`: the machine's record array (default: none; pagerec/wire.ts sizes it at init). */
   constructor(profile: Profile, control: ControlViews, pages: PageViews, rec?: PageRecords) {
     this.profile = profile;
-    this.c = control;
+    this.c = new Control(control);
     this.q = new Int32Array(control.buffer, 0, control.buffer.byteLength >> 2);
     this.oHead = control.oHead;
     this.oTail = control.oTail;

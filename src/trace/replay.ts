@@ -34,8 +34,9 @@
  *    between: trace B has 4 such pages) first frees our old block; counted in `lostFrees`.
  *  - A failed allocation is counted in `failedAllocs`; later frees of it count as skipped.
  *
- * Hot path: `TraceReplayer.replay` allocates nothing per event (split frees, which are rare,
- * excepted); it calls the core's unvalidated index-level methods `allocPagesIdx`,
+ * Hot path: `TraceReplayer.replay` runs module-level functions (`replayRun` and those under it)
+ * over typed arrays, so their compiled code serves every machine and replayer of a process; it
+ * allocates nothing per event (split frees, which are rare, excepted); it calls the core's unvalidated index-level methods `allocPagesIdx`,
  * `allocFreelistIdx`, `freePagesIdx` and `segOfIdx` (validation is done once here: orders are
  * checked against VM_NFREEORDER by the resolver, and only blocks this replay allocated, each
  * exactly once, are ever freed). `replayTrace` times the two stages apart: `eventsPerSec` counts
@@ -116,6 +117,127 @@ export interface ReplayerOptions {
   tableCapacity?: number;
 }
 
+// Counters of a replay, kept in one Float64Array per replayer (`cnt`) so that the hot functions
+// below take plain typed arrays and numbers only.
+const C_EVENTS = 0;
+const C_ALLOCS = 1;
+const C_FREES = 2;
+const C_MATCHED = 3;
+const C_SPLIT = 4;
+const C_SKIPPED = 5;
+const C_LOST = 6;
+const C_FAILED = 7;
+const C_HELD_PAGES = 8;
+const C_HELD_BLOCKS = 9;
+/** Not a counter: the event number of the next histogram sample (Infinity: sampling off). */
+const C_NEXT_SAMPLE = 10;
+const N_COUNTERS = 11;
+// Words of a replayer's machine description (`cfg`, Int32Array): vm_ndomains, the free list that
+// `__GFP_DMA` maps to, and whether the machine has that list and the DMA32 list (1) or not (0).
+const CFG_NDOMAINS = 0;
+const CFG_DMA_LIST = 1;
+const CFG_HAS_DMA = 2;
+const CFG_HAS_DMA32 = 3;
+const N_CFG = 4;
+
+/*
+ * The hot path. Module-level functions over a PhysState, typed arrays and numbers: no closures,
+ * no per-instance methods or fields, so the compiled code is the same for every machine and
+ * every replayer of a process (a new machine or replayer neither deoptimises it nor starts it
+ * again in the interpreter). sv is the slot array: per slot s our page index at [2s] (-1:
+ * nothing of ours) and the info word at [2s + 1].
+ */
+
+/**
+ * Replays events [j, end) of a resolved batch while they are plain frees, allocations and
+ * skipped frees; returns the index of the first other (rare) event, or end. Does not count
+ * events (the caller does, per run).
+ */
+function replayRun(
+  s: PhysState,
+  sv: Int32Array,
+  cnt: Float64Array,
+  cfg: Int32Array,
+  kind: Uint8Array,
+  slot: Int32Array,
+  order: Uint8Array,
+  flags: Uint8Array,
+  j: number,
+  end: number,
+): number {
+  for (; j < end; j++) {
+    const k = kind[j];
+    if (k === R_FREE) freeSlot(s, sv, cnt, slot[j]);
+    else if (k === R_ALLOC) allocSlot(s, sv, cnt, cfg, slot[j], order[j], flags[j]);
+    else if (k === R_SKIP) {
+      cnt[C_FREES]++;
+      cnt[C_SKIPPED]++;
+    } else return j;
+  }
+  return end;
+}
+
+/** A traced allocation of 2^o pages with TraceFlag bits fl into slot sl. */
+function allocSlot(
+  s: PhysState,
+  sv: Int32Array,
+  cnt: Float64Array,
+  cfg: Int32Array,
+  sl: number,
+  o: number,
+  fl: number,
+): void {
+  cnt[C_ALLOCS]++;
+  const pool = (fl & TraceFlag.MOVABLE) !== 0 ? Pool.DEFAULT : Pool.DIRECT;
+  let idx = allocIn(s, cfg, 0, pool, o, fl);
+  if (idx < 0) {
+    for (let d = 1; d < cfg[CFG_NDOMAINS] && idx < 0; d++) idx = allocIn(s, cfg, d, pool, o, fl);
+    if (idx < 0) {
+      cnt[C_FAILED]++;
+      sv[2 * sl] = -1;
+      sv[2 * sl + 1] = o;
+      return;
+    }
+  }
+  sv[2 * sl] = idx;
+  sv[2 * sl + 1] = infoWord(o, pool, segOfIdx(s, idx));
+  cnt[C_HELD_BLOCKS]++;
+  cnt[C_HELD_PAGES] += 1 << o;
+}
+
+/** Page index of a new block in domain d, or -1. */
+function allocIn(s: PhysState, cfg: Int32Array, d: number, pool: number, o: number, fl: number): number {
+  if ((fl & (TraceFlag.DMA32 | TraceFlag.DMA)) !== 0) {
+    if ((fl & TraceFlag.DMA) !== 0 && cfg[CFG_HAS_DMA] !== 0) return allocFreelistIdx(s, d, cfg[CFG_DMA_LIST], pool, o);
+    if ((fl & TraceFlag.DMA32) !== 0 && cfg[CFG_HAS_DMA32] !== 0)
+      return allocFreelistIdx(s, d, FreeList.DMA32, pool, o);
+  }
+  return allocPagesIdx(s, d, pool, o);
+}
+
+/** A traced free of the whole block in slot sl. */
+function freeSlot(s: PhysState, sv: Int32Array, cnt: Float64Array, sl: number): void {
+  cnt[C_FREES]++;
+  const idx = sv[2 * sl];
+  if (idx < 0) {
+    // Its allocation failed: nothing of ours to free.
+    cnt[C_SKIPPED]++;
+    return;
+  }
+  const info = sv[2 * sl + 1];
+  cnt[C_MATCHED]++;
+  if (infoIsPiece(info)) cnt[C_SPLIT]++;
+  releaseSlot(s, sv, cnt, sl, idx, info);
+}
+
+/** Give our block in slot sl (page idx, info word) back to the allocator. */
+function releaseSlot(s: PhysState, sv: Int32Array, cnt: Float64Array, sl: number, idx: number, info: number): void {
+  sv[2 * sl] = -1;
+  cnt[C_HELD_BLOCKS]--;
+  cnt[C_HELD_PAGES] -= 1 << infoOrder(info);
+  freePagesIdx(s, idx, infoPool(info), infoOrder(info), infoSeg(info));
+}
+
 /**
  * Replays events into one VmPhys. Feed it parsed event arrays in trace order with `run` (resolve
  * + replay), or resolve with `resolve` and replay with `replay` to time the two apart; read the
@@ -123,8 +245,9 @@ export interface ReplayerOptions {
  *
  * Per slot (see src/trace/resolve.ts) it keeps our page index (`slotv`, -1 when the slot holds
  * nothing of ours: freed, or its allocation failed) and an info word (order | pool << 4 |
- * seg << 8 | PIECE). The hot loop reads a kind byte and a slot per event and calls the core's
- * unvalidated index methods; nothing is allocated per event.
+ * seg << 8 | PIECE). The hot loop (`replayRun` and the functions under it, module-level) reads
+ * a kind byte and a slot per event and calls the core's unvalidated index methods; nothing is
+ * allocated per event.
  */
 export class TraceReplayer {
   readonly vm: VmPhys;
@@ -132,34 +255,22 @@ export class TraceReplayer {
   private readonly phys: PhysState;
   /** Matches frees to allocations (the trace-side bookkeeping). */
   readonly resolver: TraceResolver;
-  events = 0;
-  allocs = 0;
-  frees = 0;
-  matchedFrees = 0;
-  splitFrees = 0;
-  skippedFrees = 0;
-  lostFrees = 0;
-  failedAllocs = 0;
-  heldPages = 0;
-  heldBlocks = 0;
+  /** The counters (C_* slots). */
+  private readonly cnt: Float64Array;
+  /** The machine description the hot loop reads (CFG_* words). */
+  private readonly cfg: Int32Array;
   /**
    * Per slot s: our page index at [2s] (-1: nothing of ours), the info word at [2s + 1]. One
    * array, so that a free's (cold) slot costs one cache miss, not two.
    */
-  private slotv: Int32Array = new Int32Array(2048).fill(-1);
-  private readonly maxOrder: number;
-  private readonly ndomains: number;
-  private readonly dmaList: number;
-  private readonly hasDma32: boolean;
-  private readonly hasDma: boolean;
-  private readonly scratch: ResolvedEvents = newResolvedEvents();
+  private slotv: Int32Array;
+  private readonly scratch: ResolvedEvents;
   /** Slots named by any batch replayed so far (slot numbers are below this). */
-  private slotHigh = 0;
+  private slotHigh: number;
   // Histogram sampling: bounded buffer, decimated when full.
   private sampleEvery: number;
   private readonly maxSamples: number;
-  private nextSample: number;
-  private nSamples = 0;
+  private nSamples: number;
   private readonly sampleEvents: Float64Array;
   private readonly sampleCounts: Int32Array;
   private readonly nOrd: number;
@@ -167,19 +278,51 @@ export class TraceReplayer {
   constructor(vm: VmPhys, opts: ReplayerOptions = {}) {
     this.vm = vm;
     this.phys = vm.state;
-    this.maxOrder = vm.maxOrder;
     this.resolver = new TraceResolver(vm.maxOrder, opts.tableCapacity);
-    this.nOrd = vm.nOrd;
-    this.ndomains = vm.ndomains;
+    this.cnt = new Float64Array(N_COUNTERS);
+    const cfg = new Int32Array(N_CFG);
     const dmaList = vm.profile.lowmemBoundary > 0 ? FreeList.LOWMEM : FreeList.DMA32;
-    this.dmaList = dmaList;
-    this.hasDma32 = vm.flindOf(FreeList.DMA32) >= 0;
-    this.hasDma = vm.flindOf(dmaList) >= 0;
-    this.sampleEvery = opts.sampleEvery ?? 16384;
+    cfg[CFG_NDOMAINS] = vm.ndomains;
+    cfg[CFG_DMA_LIST] = dmaList;
+    cfg[CFG_HAS_DMA] = vm.flindOf(dmaList) >= 0 ? 1 : 0;
+    cfg[CFG_HAS_DMA32] = vm.flindOf(FreeList.DMA32) >= 0 ? 1 : 0;
+    this.cfg = cfg;
+    this.slotv = new Int32Array(2048).fill(-1);
+    this.scratch = newResolvedEvents();
+    this.slotHigh = 0;
+    const every = opts.sampleEvery ?? 16384;
+    this.sampleEvery = every;
     this.maxSamples = Math.max(2, opts.maxSamples ?? 512);
-    this.nextSample = this.sampleEvery > 0 ? 0 : Number.POSITIVE_INFINITY;
+    this.cnt[C_NEXT_SAMPLE] = every > 0 ? 0 : Number.POSITIVE_INFINITY;
+    this.nSamples = 0;
+    this.nOrd = vm.nOrd;
     this.sampleEvents = new Float64Array(this.maxSamples);
     this.sampleCounts = new Int32Array(this.maxSamples * this.nOrd);
+  }
+
+  /** Events replayed so far. */
+  get events(): number {
+    return this.cnt[C_EVENTS];
+  }
+  /** Traced allocations replayed so far. */
+  get allocs(): number {
+    return this.cnt[C_ALLOCS];
+  }
+  /** Traced frees replayed so far. */
+  get frees(): number {
+    return this.cnt[C_FREES];
+  }
+  /** Failed allocations so far. */
+  get failedAllocs(): number {
+    return this.cnt[C_FAILED];
+  }
+  /** Pages we hold for live traced allocations. */
+  get heldPages(): number {
+    return this.cnt[C_HELD_PAGES];
+  }
+  /** Live traced blocks we hold. */
+  get heldBlocks(): number {
+    return this.cnt[C_HELD_BLOCKS];
   }
 
   /** Resolve and replay events [start, end) of parallel parsed arrays. */
@@ -210,101 +353,47 @@ export class TraceReplayer {
   replay(r: ResolvedEvents): void {
     if (this.slotv.length < 2 * r.slots) this.growSlots(r.slots);
     if (r.slots > this.slotHigh) this.slotHigh = r.slots;
-    const kind = r.kind;
-    const slot = r.slot;
-    const order = r.order;
-    const flags = r.flags;
+    const s = this.phys;
+    const sv = this.slotv;
+    const cnt = this.cnt;
+    const cfg = this.cfg;
+    const { kind, slot, order, flags, aux } = r;
     const n = r.count;
     let ax = 0;
     let i = 0;
     while (i < n) {
       // Run up to the next sample point without a per-event sampling test.
-      const until = Math.min(n, i + (this.nextSample - this.events));
-      for (let j = i; j < until; j++) {
-        const k = kind[j];
-        if (k === R_FREE) this.freeSlot(slot[j]);
-        else if (k === R_ALLOC) this.allocSlot(slot[j], order[j], flags[j]);
-        else if (k === R_SKIP) {
-          this.frees++;
-          this.skippedFrees++;
-        } else ax = this.rare(k, slot[j], order[j], flags[j], r.aux, ax);
+      const until = Math.min(n, i + (cnt[C_NEXT_SAMPLE] - cnt[C_EVENTS]));
+      let j = replayRun(s, sv, cnt, cfg, kind, slot, order, flags, i, until);
+      while (j < until) {
+        ax = this.rare(kind[j], slot[j], order[j], flags[j], aux, ax);
+        j = replayRun(s, sv, cnt, cfg, kind, slot, order, flags, j + 1, until);
       }
-      this.events += until - i;
+      cnt[C_EVENTS] += until - i;
       i = until;
-      if (this.events === this.nextSample) this.sample();
+      if (cnt[C_EVENTS] === cnt[C_NEXT_SAMPLE]) this.sample();
     }
-  }
-
-  /** A traced allocation of 2^o pages with TraceFlag bits fl into slot s. */
-  private allocSlot(s: number, o: number, fl: number): void {
-    this.allocs++;
-    const pool = (fl & TraceFlag.MOVABLE) !== 0 ? Pool.DEFAULT : Pool.DIRECT;
-    let idx = this.allocIn(0, pool, o, fl);
-    if (idx < 0) {
-      for (let d = 1; d < this.ndomains && idx < 0; d++) idx = this.allocIn(d, pool, o, fl);
-      if (idx < 0) {
-        this.failedAllocs++;
-        this.slotv[2 * s] = -1;
-        this.slotv[2 * s + 1] = o;
-        return;
-      }
-    }
-    this.slotv[2 * s] = idx;
-    this.slotv[2 * s + 1] = infoWord(o, pool, segOfIdx(this.phys, idx));
-    this.heldBlocks++;
-    this.heldPages += 1 << o;
-  }
-
-  /** Page index of a new block in one domain, or -1. */
-  private allocIn(d: number, pool: number, o: number, fl: number): number {
-    const s = this.phys;
-    if ((fl & (TraceFlag.DMA32 | TraceFlag.DMA)) !== 0) {
-      if ((fl & TraceFlag.DMA) !== 0 && this.hasDma) return allocFreelistIdx(s, d, this.dmaList, pool, o);
-      if ((fl & TraceFlag.DMA32) !== 0 && this.hasDma32) return allocFreelistIdx(s, d, FreeList.DMA32, pool, o);
-    }
-    return allocPagesIdx(s, d, pool, o);
-  }
-
-  /** A traced free of the whole block in slot s. */
-  private freeSlot(s: number): void {
-    this.frees++;
-    const idx = this.slotv[2 * s];
-    if (idx < 0) {
-      // Its allocation failed: nothing of ours to free.
-      this.skippedFrees++;
-      return;
-    }
-    const info = this.slotv[2 * s + 1];
-    this.matchedFrees++;
-    if (infoIsPiece(info)) this.splitFrees++;
-    this.release(s, idx, info);
-  }
-
-  /** Give our block in slot s (page idx, info word) back to the allocator. */
-  private release(s: number, idx: number, info: number): void {
-    this.slotv[2 * s] = -1;
-    this.heldBlocks--;
-    this.heldPages -= 1 << infoOrder(info);
-    freePagesIdx(this.phys, idx, infoPool(info), infoOrder(info), infoSeg(info));
   }
 
   /** Lost frees, too-large allocations and split frees. Returns the new aux cursor. */
   private rare(k: number, s: number, o: number, fl: number, aux: Int32Array, ax: number): number {
+    const sv = this.slotv;
+    const cnt = this.cnt;
     if ((k & R_LOST) !== 0) {
       // The trace lost the free of this head: release our old block first.
-      const idx = this.slotv[2 * s];
+      const idx = sv[2 * s];
       if (idx >= 0) {
-        this.lostFrees++;
-        this.release(s, idx, this.slotv[2 * s + 1]);
+        cnt[C_LOST]++;
+        releaseSlot(this.phys, sv, cnt, s, idx, sv[2 * s + 1]);
       }
     }
     switch (k & ~R_LOST) {
       case R_ALLOC:
-        this.allocSlot(s, o, fl);
+        allocSlot(this.phys, sv, cnt, this.cfg, s, o, fl);
         return ax;
       case R_TOOBIG:
-        this.allocs++;
-        this.failedAllocs++;
+        cnt[C_ALLOCS]++;
+        cnt[C_FAILED]++;
         return ax;
       case R_SPLIT:
         return this.splitFree(s, o, aux, ax);
@@ -315,25 +404,27 @@ export class TraceReplayer {
 
   /** Free the order-o part (offset aux[ax]) of the block in slot s; the pieces take their slots. */
   private splitFree(s: number, o: number, aux: Int32Array, ax: number): number {
-    this.frees++;
-    const idx = this.slotv[2 * s];
-    const info = this.slotv[2 * s + 1];
+    const sv = this.slotv;
+    const cnt = this.cnt;
+    cnt[C_FREES]++;
+    const idx = sv[2 * s];
+    const info = sv[2 * s + 1];
     const off = aux[ax++];
-    this.slotv[2 * s] = -1;
+    sv[2 * s] = -1;
     let a = ax;
     splitPieces(infoOrder(info), off, o, (pOff, pk) => {
       const ps = aux[a++];
-      this.slotv[2 * ps] = idx < 0 ? -1 : idx + pOff;
-      this.slotv[2 * ps + 1] = infoPiece(info, pk);
+      sv[2 * ps] = idx < 0 ? -1 : idx + pOff;
+      sv[2 * ps + 1] = infoPiece(info, pk);
     });
     if (idx < 0) {
-      this.skippedFrees++;
+      cnt[C_SKIPPED]++;
       return a;
     }
-    this.matchedFrees++;
-    this.splitFrees++;
-    this.heldBlocks += infoOrder(info) - o - 1;
-    this.heldPages -= 1 << o;
+    cnt[C_MATCHED]++;
+    cnt[C_SPLIT]++;
+    cnt[C_HELD_BLOCKS] += infoOrder(info) - o - 1;
+    cnt[C_HELD_PAGES] -= 1 << o;
     freePagesIdx(this.phys, idx + off, infoPool(info), o, infoSeg(info));
     return a;
   }
@@ -365,17 +456,17 @@ export class TraceReplayer {
     const phys = this.phys;
     const n = this.nOrd;
     for (let i = 0; i < nQueues(phys); i++) row[base + (i % n)] += qCount(phys, i);
-    this.sampleEvents[this.nSamples] = this.events;
+    this.sampleEvents[this.nSamples] = this.cnt[C_EVENTS];
     this.nSamples++;
-    this.nextSample = this.events + this.sampleEvery;
+    this.cnt[C_NEXT_SAMPLE] = this.cnt[C_EVENTS] + this.sampleEvery;
   }
 
   /** The histogram so far (takes a final sample if the last event was not sampled). */
   histogram(): FreeHistogram {
-    if (this.sampleEvery > 0 && (this.nSamples === 0 || this.sampleEvents[this.nSamples - 1] !== this.events)) {
-      const next = this.nextSample;
+    if (this.sampleEvery > 0 && (this.nSamples === 0 || this.sampleEvents[this.nSamples - 1] !== this.cnt[C_EVENTS])) {
+      const next = this.cnt[C_NEXT_SAMPLE];
       this.sample();
-      this.nextSample = next;
+      this.cnt[C_NEXT_SAMPLE] = next;
     }
     const events: number[] = [];
     const counts: number[][] = [];
@@ -388,17 +479,18 @@ export class TraceReplayer {
 
   /** Counters so far. */
   counts(): ReplayCounts {
+    const c = this.cnt;
     return {
-      events: this.events,
-      allocs: this.allocs,
-      frees: this.frees,
-      matchedFrees: this.matchedFrees,
-      splitFrees: this.splitFrees,
-      skippedFrees: this.skippedFrees,
-      lostFrees: this.lostFrees,
-      failedAllocs: this.failedAllocs,
-      heldPages: this.heldPages,
-      heldBlocks: this.heldBlocks,
+      events: c[C_EVENTS],
+      allocs: c[C_ALLOCS],
+      frees: c[C_FREES],
+      matchedFrees: c[C_MATCHED],
+      splitFrees: c[C_SPLIT],
+      skippedFrees: c[C_SKIPPED],
+      lostFrees: c[C_LOST],
+      failedAllocs: c[C_FAILED],
+      heldPages: c[C_HELD_PAGES],
+      heldBlocks: c[C_HELD_BLOCKS],
     };
   }
 
@@ -408,7 +500,8 @@ export class TraceReplayer {
    * and that resolver is its owner's to clear (or drop) before resolving more for this replayer.
    */
   releaseAll(): void {
-    this.forEachHeld((_idx, _order, _pool, s) => this.release(s, this.slotv[2 * s], this.slotv[2 * s + 1]));
+    const sv = this.slotv;
+    this.forEachHeld((idx, _order, _pool, s) => releaseSlot(this.phys, sv, this.cnt, s, idx, sv[2 * s + 1]));
     this.resolver.clear();
   }
 
