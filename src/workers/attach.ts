@@ -28,6 +28,11 @@ export interface SharedHandle {
   readonly sync: SharedArrayBuffer;
   /** The page records (layout and shared buffers; no buffers for pageStruct 'none'). */
   readonly records: RecordsDescriptor;
+  /**
+   * Attach with `exactFrees` (VmPhysOptions): a block from alloc_pages may only be freed whole.
+   * A per-attachment choice: the buffers are the same.
+   */
+  readonly exactFrees?: boolean;
 }
 
 /**
@@ -66,7 +71,7 @@ export function handleOf(vm: VmPhys): SharedHandle {
 export function attach(h: SharedHandle): VmPhys {
   const profile = profileByName(h.profile);
   const vm = new VmPhys(
-    { profile },
+    { profile, exactFrees: h.exactFrees === true },
     controlViews(profile, h.control, h.maxRuns),
     pageViews(h.meta, h.link, h.totalPages),
     h.records,

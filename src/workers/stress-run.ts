@@ -252,14 +252,18 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
   const vm = stressMachine(ramBytes, o.profile ?? 'amd64');
   if (o.prefault) prefaultPages(vm);
   const startTotal = vm.counts().total;
-  const h = handleOf(vm);
+  const nsab = Math.max(0, Math.floor(o.saboteurs ?? 0));
+  // With saboteurs every thread attaches with exactFrees: the workers free their alloc_pages
+  // blocks whole, so a free of part of another's block (a smaller order at its head, a page
+  // inside it) is misuse here, refused as EWRONGORDER. Without exactFrees such a part free is
+  // legal (FreeBSD's callers do it) and would split the victim's block.
+  const h = nsab > 0 ? { ...handleOf(vm), exactFrees: true } : handleOf(vm);
   const sync = syncViews(h.sync);
   const mainLocks = new DomainLocks(vm);
   const timed = o.durationMs !== undefined;
   const totalOps = o.ops ?? 100000;
   const pcpu = o.pcpu === true ? {} : o.pcpu ? o.pcpu : null;
   const violations: string[] = [];
-  const nsab = Math.max(0, Math.floor(o.saboteurs ?? 0));
   const cap = o.cap ?? 2048;
   const publish =
     nsab > 0
