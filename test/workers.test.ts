@@ -556,3 +556,15 @@ describe('drainer scheduling helpers', () => {
     }
   });
 });
+
+describe('stress with saboteurs', () => {
+  test('bad frees aimed at drainer-held blocks and at other workers blocks are all refused', async () => {
+    const r = await runStress({ workers: 2, ops: 40_000, ram: 256 * 1024 * 1024, drain: true, saboteurs: 2 });
+    assert.deepEqual(r.violations, []);
+    assert.ok(r.sabotage.attempts > 0, 'the saboteurs found targets');
+    assert.equal(r.sabotage.accepted, 0, JSON.stringify(r.sabotage.kinds));
+    assert.deepEqual(r.sabotage.untyped, []);
+    const c = r.conservation;
+    assert.equal(c.free + c.inFlight + c.held, c.total);
+  });
+});
