@@ -134,6 +134,30 @@ function get(dv: DataView, off: number, type: LayoutField['type']): number | big
   return CODECS[type].get.call(dv, off, true);
 }
 
+/**
+ * Write n little-endian u64 values lo:hi, lo:hi + step, ... as 32-bit halves into i32 at word w,
+ * w + words, ... (one field of n consecutive records). The value wraps modulo 2^64.
+ */
+function writeU64Steps(
+  i32: Int32Array,
+  w: number,
+  words: number,
+  n: number,
+  lo: number,
+  hi: number,
+  step: number,
+): void {
+  for (let k = 0; k < n; k++, w += words) {
+    i32[w] = lo;
+    i32[w + 1] = hi;
+    lo += step;
+    if (lo >= TWO32) {
+      lo -= TWO32;
+      hi = (hi + 1) % TWO32;
+    }
+  }
+}
+
 function fitsType(type: LayoutField['type'], v: number | bigint): boolean {
   if (type === 'u64') return typeof v === 'bigint' && v >= 0n && v < 1n << 64n;
   if (typeof v !== 'number') return false;
@@ -411,35 +435,15 @@ export class PageRecords {
     if (physW.length + selfW.length > 0) {
       const i32 = this.i32s[b];
       for (let j = 0; j < physW.length; j++) {
-        let w = local * words + physW[j];
-        let lo = pa % TWO32;
-        let hi = (pa - lo) / TWO32;
-        const step = this.pageSize;
-        for (let k = 0; k < n; k++, w += words) {
-          i32[w] = lo;
-          i32[w + 1] = hi;
-          lo += step;
-          if (lo >= TWO32) {
-            lo -= TWO32;
-            hi++;
-          }
-        }
+        const w = local * words + physW[j];
+        const lo = pa % TWO32;
+        writeU64Steps(i32, w, words, n, lo, (pa - lo) / TWO32, this.pageSize);
       }
       for (let j = 0; j < selfW.length; j++) {
-        let w = local * words + selfW[j];
+        const w = local * words + selfW[j];
         const rel = idx * this.size + this.selfOff[j] + this.baseLo;
-        let lo = rel % TWO32;
-        let hi = (this.baseHi + (rel - lo) / TWO32) % TWO32;
-        const step = this.size;
-        for (let k = 0; k < n; k++, w += words) {
-          i32[w] = lo;
-          i32[w + 1] = hi;
-          lo += step;
-          if (lo >= TWO32) {
-            lo -= TWO32;
-            hi = (hi + 1) % TWO32;
-          }
-        }
+        const lo = rel % TWO32;
+        writeU64Steps(i32, w, words, n, lo, (this.baseHi + (rel - lo) / TWO32) % TWO32, this.size);
       }
     }
     const physF = this.physF;
