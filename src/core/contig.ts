@@ -162,50 +162,34 @@ function findQueuesContig(
     }
   }
   if (order < nOrd) return -1;
-  for (let pind = dfp; pind < s.nPool; pind++) {
-    const m = findFreelistContig(s, queues + pind * nOrd + s.maxOrder, npages, low, high, alignment, boundary, stats);
-    if (m >= 0) return m;
-  }
-  return -1;
-}
-
-/**
- * vm_phys_find_freelist_contig: a run of consecutive free max-order blocks (any pool) starting
- * at an aligned block. Reads `order` only at max-block-aligned pages (lazy heads decode).
- */
-function findFreelistContig(
-  s: PhysState,
-  q: number,
-  npages: number,
-  low: number,
-  high: number,
-  alignment: number,
-  boundary: number,
-  stats: ContigStats | null,
-): number {
+  // vm_phys_find_freelist_contig, per pool: a run of consecutive free max-order blocks (any
+  // pool) starting at an aligned block. Reads `order` only at max-block-aligned pages (lazy
+  // heads decode).
   const maxOrder = s.maxOrder;
   const cp = s.chunkPages;
-  const size = npages * s.pageSize;
   const maxSize = cp * s.pageSize;
-  for (let m = qHead(s, q); m >= 0; m = qNext(s, q, m)) {
-    if (stats !== null) stats.examined++;
-    const seg = segOfIdx(s, m);
-    const addr = pa(s, m, seg);
-    const floor = Math.max(low, s.segStart[seg]);
-    if (addr < floor) continue;
-    if (addr >= maxSize && addr - maxSize >= floor && orderAt(s, m - cp) === maxOrder) continue;
-    const limit = Math.min(high, s.segEnd[seg]);
-    let ret = m;
-    let rpa = addr;
-    while (!addrOk(rpa, size, alignment, boundary) && rpa + size <= limit && orderAt(s, ret + cp) === maxOrder) {
-      ret += cp;
-      rpa += maxSize;
+  for (let pind = dfp; pind < s.nPool; pind++) {
+    const q = queues + pind * nOrd + maxOrder;
+    for (let m = qHead(s, q); m >= 0; m = qNext(s, q, m)) {
+      if (stats !== null) stats.examined++;
+      const seg = segOfIdx(s, m);
+      const addr = pa(s, m, seg);
+      const floor = Math.max(low, s.segStart[seg]);
+      if (addr < floor) continue;
+      if (addr >= maxSize && addr - maxSize >= floor && orderAt(s, m - cp) === maxOrder) continue;
+      const limit = Math.min(high, s.segEnd[seg]);
+      let ret = m;
+      let rpa = addr;
+      while (!addrOk(rpa, size, alignment, boundary) && rpa + size <= limit && orderAt(s, ret + cp) === maxOrder) {
+        ret += cp;
+        rpa += maxSize;
+      }
+      if (rpa + size > limit) continue;
+      let it = ret;
+      while (it < ret + npages && orderAt(s, it) === maxOrder) it += cp;
+      if (it < ret + npages) continue;
+      return ret;
     }
-    if (rpa + size > limit) continue;
-    let it = ret;
-    while (it < ret + npages && orderAt(s, it) === maxOrder) it += cp;
-    if (it < ret + npages) continue;
-    return ret;
   }
   return -1;
 }
