@@ -210,8 +210,20 @@ export function freePagesIdx(s: PhysState, idx: number, pool: number, order: num
   qAddTail(s, sh[r + 3] + pool * s.nOrd + order, idx, order, pool);
 }
 
-/** freePagesIdx when the block has a free buddy: merge up, then queue. */
-function freeMerge(s: PhysState, idx: number, pool: number, order: number, seg: number): void {
+/**
+ * freePagesIdx when the block has a free buddy: merge up, then queue. Also right when no buddy is
+ * free (the block is queued as it is), so the policy engine frees through it with its own
+ * maxOrder (at most the platform's, the default). Returns the free queue the merged block went
+ * to; the block is that queue's tail.
+ */
+export function freeMerge(
+  s: PhysState,
+  idx: number,
+  pool: number,
+  order: number,
+  seg: number,
+  maxOrder: number = s.maxOrder,
+): number {
   const meta = s.meta;
   const r = seg * SEGROW_SIZE;
   const first = s.seg[r];
@@ -219,7 +231,6 @@ function freeMerge(s: PhysState, idx: number, pool: number, order: number, seg: 
   const adj = s.seg[r + 2];
   const qbase = s.seg[r + 3];
   const nOrd = s.nOrd;
-  const maxOrder = s.maxOrder;
   while (order < maxOrder) {
     const bit = 1 << order;
     const buddy = ((idx + adj) & bit) !== 0 ? idx - bit : idx + bit;
@@ -234,7 +245,9 @@ function freeMerge(s: PhysState, idx: number, pool: number, order: number, seg: 
     order++;
     if (buddy < idx) idx = buddy;
   }
-  qAddTail(s, qbase + pool * nOrd + order, idx, order, pool);
+  const q = qbase + pool * nOrd + order;
+  qAddTail(s, q, idx, order, pool);
+  return q;
 }
 
 /** The body of vm_phys_free_contig: free an arbitrary run, merging only at its two ends. */

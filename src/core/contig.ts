@@ -60,22 +60,11 @@ export function allocContig(
   if (!powerOf2(boundary)) throw new ConstraintError(`contig: boundary ${hex(boundary)} is not a power of two`);
   if (!(low >= 0) || !(high >= 0)) throw new RangeArgError('ERANGE', 'contig: low and high must be non-negative');
   if (low >= high) return null;
-  const size = npages * s.pageSize;
-  let queues = -1;
-  let run = -1;
-  for (let seg = s.nsegs - 1; seg >= 0; seg--) {
-    if (s.segStart[seg] >= high || segDomain(s, seg) !== domain) continue;
-    if (low >= s.segEnd[seg]) break;
-    const paStart = Math.max(low, s.segStart[seg]);
-    const paEnd = Math.min(high, s.segEnd[seg]);
-    if (paEnd - paStart < size) continue;
-    const q = qIndex(s, domain, segFlind(s, seg), 0, 0);
-    if (q === queues) continue;
-    queues = q;
-    run = findQueuesContig(s, q, npages, low, high, alignment, boundary);
-    if (run >= 0) break;
-  }
+  const run = findContig(s, domain, npages, low, high, alignment, boundary, null);
   if (run < 0) return null;
+  // The queue table the run was found in: its segment's (merged segments share one).
+  const seg = segOfIdx(s, run);
+  const queues = qIndex(s, domain, segFlind(s, seg), 0, 0);
   // Claim the run: it is covered by whole free blocks, the last of which may overshoot.
   const nOrd = s.nOrd;
   let m = run;
@@ -99,8 +88,47 @@ export function allocContig(
   }
   // Ownership: the run as RUN pieces (its maximal aligned blocks), so that it may be freed whole,
   // in sub-runs (free_contig) or in aligned blocks and pages (free_pages), as FreeBSD's callers do.
-  markBlocks(s, run, end, segOfIdx(s, run), runRec(0));
+  markBlocks(s, run, end, seg, runRec(0));
   return paOf(s, run);
+}
+
+/** Counters a caller of `findContig` may pass to learn how much the search looked at. */
+export interface ContigStats {
+  /** Free blocks (queue entries) examined, across every segment tried. */
+  examined: number;
+}
+
+/**
+ * The search of vm_phys_alloc_contig, without the claim: the first page of a run of npages free
+ * pages of `domain` satisfying low, high, alignment and boundary (arguments already checked), or
+ * -1. Segments are searched from the highest down; queue tables shared by merged segments are
+ * searched once. Writes nothing but `stats.examined` (when stats is given).
+ */
+export function findContig(
+  s: PhysState,
+  domain: number,
+  npages: number,
+  low: number,
+  high: number,
+  alignment: number,
+  boundary: number,
+  stats: ContigStats | null,
+): number {
+  const size = npages * s.pageSize;
+  let queues = -1;
+  for (let seg = s.nsegs - 1; seg >= 0; seg--) {
+    if (s.segStart[seg] >= high || segDomain(s, seg) !== domain) continue;
+    if (low >= s.segEnd[seg]) break;
+    const paStart = Math.max(low, s.segStart[seg]);
+    const paEnd = Math.min(high, s.segEnd[seg]);
+    if (paEnd - paStart < size) continue;
+    const q = qIndex(s, domain, segFlind(s, seg), 0, 0);
+    if (q === queues) continue;
+    queues = q;
+    const run = findQueuesContig(s, q, npages, low, high, alignment, boundary, stats);
+    if (run >= 0) return run;
+  }
+  return -1;
 }
 
 /**
@@ -115,6 +143,7 @@ function findQueuesContig(
   high: number,
   alignment: number,
   boundary: number,
+  stats: ContigStats | null,
 ): number {
   const order = npages <= 1 ? 0 : 32 - Math.clz32(npages - 1); // flsl(npages - 1)
   const size = npages * s.pageSize;
@@ -125,6 +154,7 @@ function findQueuesContig(
       const q = queues + pind * nOrd + oind;
       let seg = -1;
       for (let m = qHead(s, q); m >= 0; m = qNext(s, q, m)) {
+        if (stats !== null) stats.examined++;
         if (seg < 0 || m < segFirst(s, seg) || m >= segEndIdx(s, seg)) seg = segOfIdx(s, m);
         const addr = pa(s, m, seg);
         if (low <= addr && addr + size <= high && addrOk(addr, size, alignment, boundary)) return m;
@@ -132,48 +162,34 @@ function findQueuesContig(
     }
   }
   if (order < nOrd) return -1;
-  for (let pind = dfp; pind < s.nPool; pind++) {
-    const m = findFreelistContig(s, queues + pind * nOrd + s.maxOrder, npages, low, high, alignment, boundary);
-    if (m >= 0) return m;
-  }
-  return -1;
-}
-
-/**
- * vm_phys_find_freelist_contig: a run of consecutive free max-order blocks (any pool) starting
- * at an aligned block. Reads `order` only at max-block-aligned pages (lazy heads decode).
- */
-function findFreelistContig(
-  s: PhysState,
-  q: number,
-  npages: number,
-  low: number,
-  high: number,
-  alignment: number,
-  boundary: number,
-): number {
+  // vm_phys_find_freelist_contig, per pool: a run of consecutive free max-order blocks (any
+  // pool) starting at an aligned block. Reads `order` only at max-block-aligned pages (lazy
+  // heads decode).
   const maxOrder = s.maxOrder;
   const cp = s.chunkPages;
-  const size = npages * s.pageSize;
   const maxSize = cp * s.pageSize;
-  for (let m = qHead(s, q); m >= 0; m = qNext(s, q, m)) {
-    const seg = segOfIdx(s, m);
-    const addr = pa(s, m, seg);
-    const floor = Math.max(low, s.segStart[seg]);
-    if (addr < floor) continue;
-    if (addr >= maxSize && addr - maxSize >= floor && orderAt(s, m - cp) === maxOrder) continue;
-    const limit = Math.min(high, s.segEnd[seg]);
-    let ret = m;
-    let rpa = addr;
-    while (!addrOk(rpa, size, alignment, boundary) && rpa + size <= limit && orderAt(s, ret + cp) === maxOrder) {
-      ret += cp;
-      rpa += maxSize;
+  for (let pind = dfp; pind < s.nPool; pind++) {
+    const q = queues + pind * nOrd + maxOrder;
+    for (let m = qHead(s, q); m >= 0; m = qNext(s, q, m)) {
+      if (stats !== null) stats.examined++;
+      const seg = segOfIdx(s, m);
+      const addr = pa(s, m, seg);
+      const floor = Math.max(low, s.segStart[seg]);
+      if (addr < floor) continue;
+      if (addr >= maxSize && addr - maxSize >= floor && orderAt(s, m - cp) === maxOrder) continue;
+      const limit = Math.min(high, s.segEnd[seg]);
+      let ret = m;
+      let rpa = addr;
+      while (!addrOk(rpa, size, alignment, boundary) && rpa + size <= limit && orderAt(s, ret + cp) === maxOrder) {
+        ret += cp;
+        rpa += maxSize;
+      }
+      if (rpa + size > limit) continue;
+      let it = ret;
+      while (it < ret + npages && orderAt(s, it) === maxOrder) it += cp;
+      if (it < ret + npages) continue;
+      return ret;
     }
-    if (rpa + size > limit) continue;
-    let it = ret;
-    while (it < ret + npages && orderAt(s, it) === maxOrder) it += cp;
-    if (it < ret + npages) continue;
-    return ret;
   }
   return -1;
 }

@@ -10,11 +10,11 @@
  * chosen variation; the choice is made once, when the engine is built, never per call in the core.
  * Who may touch it: the lab (src/lab) and library users; buddy.ts only calls `noteSteal`.
  */
-import { allocFreelistIdx, allocPagesIdx, freePagesIdx } from './buddy.js';
+import { allocFreelistIdx, allocPagesIdx, freeMerge, freePagesIdx } from './buddy.js';
 import { RangeArgError } from './errors.js';
 import { CTL } from './layout.js';
 import { lazyInitStep } from './lazy.js';
-import { finishInit, finishInitOnDemand, metaOrder, metaPool, noteOnDemand } from './pages.js';
+import { finishInit, noteOnDemand } from './pages.js';
 import { Pool } from './params.js';
 import {
   firstLazyQueue,
@@ -30,7 +30,7 @@ import {
   queueOrder,
 } from './queues.js';
 import { segOfIdx } from './segments.js';
-import { ndomains, type PhysState, qIndex, SEGROW_SIZE } from './state.js';
+import { ndomains, type PhysState, qIndex } from './state.js';
 
 /** Where the upper halves of a split block go: FreeBSD's rule, or always head, or always tail. */
 export type SplitInsert = 'freebsd' | 'head' | 'tail';
@@ -362,28 +362,8 @@ export class PolicyEngine {
       freePagesIdx(s, idx, pool, order, seg);
       return;
     }
-    const r = seg * SEGROW_SIZE;
-    const first = s.seg[r];
-    const end = s.seg[r + 1];
-    const adj = s.seg[r + 2];
-    const qbase = s.seg[r + 3];
-    const nOrd = s.nOrd;
-    const meta = s.meta;
-    while (order < this.maxOrder) {
-      const bit = 1 << order;
-      const buddy = ((idx + adj) & bit) !== 0 ? idx - bit : idx + bit;
-      if (buddy < first || buddy >= end) break;
-      const bm = meta[buddy];
-      if (metaOrder(bm) !== order || bm === 0) break;
-      const bpool = metaPool(bm);
-      qRemLinked(s, qbase + bpool * nOrd + order, buddy, bpool);
-      if (bpool === Pool.LAZYINIT && order > 0) finishInitOnDemand(s, buddy, order);
-      order++;
-      if (buddy < idx) idx = buddy;
-    }
-    const q = qbase + pool * nOrd + order;
-    qAddTail(s, q, idx, order, pool);
-    if (this.lowest) this.push(q, idx);
+    const q = freeMerge(s, idx, pool, order, seg, this.maxOrder);
+    if (this.lowest) this.push(q, qTail(s, q));
   }
 
   /**

@@ -4,11 +4,13 @@
  * batches (vm_phys_alloc_npages, FreeBSD's refill of vm_page_alloc's page cache) and given back in
  * batches (vm_phys_free_pages(m, pool, 0)) when it holds `high` pages. Cached pages are allocated
  * from vm_phys's point of view, so the fragmentation metrics see them as used, as a kernel's
- * would. Owned by the lab; calls the allocator through a PolicyEngine.
+ * would. Owned by the lab; calls the allocator through a PolicyEngine; the stack operations are
+ * src/workers/pcpu.ts's (stackPop, stackPush).
  */
 import { allocNpagesIdx } from '../core/buddy.js';
 import type { PolicyEngine } from '../core/policy.js';
 import { segDomain, segOfIdx } from '../core/segments.js';
+import { stackPop, stackPush } from '../workers/pcpu.js';
 
 /** The cache of one CPU (the replay runs the trace's events on one). */
 export class LabPcpu {
@@ -33,13 +35,10 @@ export class LabPcpu {
   /** An order-0 page of `domain` in `pool`, or -1 when vm_phys has none left. */
   alloc(domain: number, pool: number): number {
     const k = domain * this.nPool + pool;
-    let n = this.counts[k];
-    if (n === 0) {
-      n = this.refill(domain, pool, k);
-      if (n === 0) return -1;
-    }
-    this.counts[k] = --n;
-    return this.stacks[k][n];
+    const idx = stackPop(this.stacks, this.counts, k);
+    if (idx >= 0) return idx;
+    if (this.refill(domain, pool, k) === 0) return -1;
+    return stackPop(this.stacks, this.counts, k);
   }
 
   /** Cache a freed order-0 page; at `high` pages, the oldest `batch` go back to vm_phys. */
@@ -47,11 +46,9 @@ export class LabPcpu {
     const s = this.engine.s;
     const d = segDomain(s, segOfIdx(s, idx));
     const k = d * this.nPool + pool;
-    const st = this.stacks[k];
-    let n = this.counts[k];
-    st[n++] = idx;
-    this.counts[k] = n;
+    const n = stackPush(this.stacks, this.counts, k, idx);
     if (n >= this.high) {
+      const st = this.stacks[k];
       // The oldest pages (bottom of the stack) go back; the hot ones stay.
       for (let i = 0; i < this.batch; i++) this.engine.free(st[i], pool, 0, segOfIdx(s, st[i]));
       st.copyWithin(0, this.batch, n);

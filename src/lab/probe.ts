@@ -3,13 +3,12 @@
  * allocator take its block. Owned by the fragmentation lab; reads the allocator only through
  * ./source.ts (the contig probe walks the queues as src/core/contig.ts does) and changes nothing (no block is removed, no lazy chunk materialised).
  */
-import { addrOk } from '../core/contig.js';
+import { findContig } from '../core/contig.js';
 import { ConstraintError, DomainError, PoolError, RangeArgError } from '../core/errors.js';
 import { CTL } from '../core/layout.js';
 import { Pool } from '../core/params.js';
-import { orderAt, qHead, qNext } from '../core/queues.js';
-import { paOf, segDomain, segFlind, segOfIdx } from '../core/segments.js';
-import { type PhysState, qIndex } from '../core/state.js';
+import { paOf } from '../core/segments.js';
+import type { PhysState } from '../core/state.js';
 import type { VmPhys } from '../core/vmphys.js';
 import { allocFlinds, blockCount, defaultFreePool } from './source.js';
 
@@ -119,21 +118,10 @@ export function probeContig(
   const high = opts.high ?? 2 ** 53;
   const res: ContigProbe = { ok: false, pa: -1, examined: 0 };
   if (vm.phase < 2 || low >= high) return res;
-  const size = npages * s.pageSize;
-  let queues = -1;
-  for (let seg = s.nsegs - 1; seg >= 0; seg--) {
-    if (s.segStart[seg] >= high || segDomain(s, seg) !== domain) continue;
-    if (low >= s.segEnd[seg]) break;
-    if (Math.min(high, s.segEnd[seg]) - Math.max(low, s.segStart[seg]) < size) continue;
-    const q = qIndex(s, domain, segFlind(s, seg), 0, 0);
-    if (q === queues) continue;
-    queues = q;
-    const m = findQueues(s, q, npages, low, high, alignment, boundary, res);
-    if (m >= 0) {
-      res.ok = true;
-      res.pa = paOf(s, m);
-      return res;
-    }
+  const m = findContig(s, domain, npages, low, high, alignment, boundary, res);
+  if (m >= 0) {
+    res.ok = true;
+    res.pa = paOf(s, m);
   }
   return res;
 }
@@ -144,58 +132,6 @@ function powerOf2(x: number): boolean {
   return 2 ** Math.round(Math.log2(x)) === x;
 }
 
-function findQueues(
-  s: PhysState,
-  queues: number,
-  npages: number,
-  low: number,
-  high: number,
-  alignment: number,
-  boundary: number,
-  res: ContigProbe,
-): number {
-  const order = npages <= 1 ? 0 : 32 - Math.clz32(npages - 1);
-  const size = npages * s.pageSize;
-  const nOrd = s.nOrd;
-  const dfp = vmDefaultFreePool(s);
-  for (let oind = order; oind < nOrd; oind++)
-    for (let pind = dfp; pind < s.nPool; pind++) {
-      const q = queues + pind * nOrd + oind;
-      for (let m = qHead(s, q); m >= 0; m = qNext(s, q, m)) {
-        res.examined++;
-        const addr = paOf(s, m);
-        if (low <= addr && addr + size <= high && addrOk(addr, size, alignment, boundary)) return m;
-      }
-    }
-  if (order < nOrd) return -1;
-  const cp = s.chunkPages;
-  const maxSize = cp * s.pageSize;
-  for (let pind = dfp; pind < s.nPool; pind++) {
-    const q = queues + pind * nOrd + s.maxOrder;
-    for (let m = qHead(s, q); m >= 0; m = qNext(s, q, m)) {
-      res.examined++;
-      const seg = segOfIdx(s, m);
-      const addr = paOf(s, m);
-      const floor = Math.max(low, s.segStart[seg]);
-      if (addr < floor) continue;
-      if (addr >= maxSize && addr - maxSize >= floor && orderAt(s, m - cp) === s.maxOrder) continue;
-      const limit = Math.min(high, s.segEnd[seg]);
-      let ret = m;
-      let rpa = addr;
-      while (!addrOk(rpa, size, alignment, boundary) && rpa + size <= limit && orderAt(s, ret + cp) === s.maxOrder) {
-        ret += cp;
-        rpa += maxSize;
-      }
-      if (rpa + size > limit) continue;
-      let it = ret;
-      while (it < ret + npages && orderAt(s, it) === s.maxOrder) it += cp;
-      if (it < ret + npages) continue;
-      return ret;
-    }
-  }
-  return -1;
-}
-
-function vmDefaultFreePool(s: PhysState): number {
+function _vmDefaultFreePool(s: PhysState): number {
   return s.c.ctl[CTL.DEFAULT_FREEPOOL];
 }

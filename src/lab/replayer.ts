@@ -11,7 +11,7 @@ import { type Policy, PolicyEngine } from '../core/policy.js';
 import { segOfIdx } from '../core/segments.js';
 import type { PhysState } from '../core/state.js';
 import type { VmPhys } from '../core/vmphys.js';
-import { infoOrder, infoPiece, infoPool, infoSeg, infoWord } from '../trace/info.js';
+import { infoOrder, infoPool, infoSeg, infoWord } from '../trace/info.js';
 import { TraceFlag } from '../trace/parse.js';
 import {
   newResolvedEvents,
@@ -22,9 +22,9 @@ import {
   R_SPLIT,
   R_TOOBIG,
   type ResolvedEvents,
-  splitPieces,
   TraceResolver,
 } from '../trace/resolve.js';
+import { growSlotTable, splitSlot } from '../trace/slots.js';
 import { LabPcpu } from './pcpu.js';
 
 /** Counters of a policy replay (TraceReplayer's, plus the cache and drain). */
@@ -105,7 +105,7 @@ export class PolicyReplayer {
 
   /** Replay a resolved batch. */
   replay(r: ResolvedEvents): void {
-    if (this.slotv.length < 2 * r.slots) this.growSlots(r.slots);
+    this.slotv = growSlotTable(this.slotv, r.slots);
     const n = r.count;
     let ax = 0;
     let i = 0;
@@ -210,14 +210,8 @@ export class PolicyReplayer {
     this.frees++;
     const idx = this.slotv[2 * s];
     const info = this.slotv[2 * s + 1];
-    const off = aux[ax++];
-    this.slotv[2 * s] = -1;
-    let a = ax;
-    splitPieces(infoOrder(info), off, o, (pOff, pk) => {
-      const ps = aux[a++];
-      this.slotv[2 * ps] = idx < 0 ? -1 : idx + pOff;
-      this.slotv[2 * ps + 1] = infoPiece(info, pk);
-    });
+    const off = aux[ax];
+    const a = splitSlot(this.slotv, s, o, aux, ax);
     if (idx < 0) {
       this.skippedFrees++;
       return a;
@@ -226,14 +220,6 @@ export class PolicyReplayer {
     this.heldPages -= 1 << o;
     this.give(idx + off, infoPool(info), o, infoSeg(info));
     return a;
-  }
-
-  private growSlots(n: number): void {
-    let cap = this.slotv.length;
-    while (cap < 2 * n) cap *= 2;
-    const v = new Int32Array(cap).fill(-1);
-    v.set(this.slotv);
-    this.slotv = v;
   }
 
   /** Counters so far. */

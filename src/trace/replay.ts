@@ -48,7 +48,7 @@ import { nQueues, qCount } from '../core/queues.js';
 import { segOfIdx } from '../core/segments.js';
 import type { PhysState } from '../core/state.js';
 import type { StartupMode, VmPhys } from '../core/vmphys.js';
-import { infoIsPiece, infoOrder, infoPiece, infoPool, infoSeg, infoWord } from './info.js';
+import { infoIsPiece, infoOrder, infoPool, infoSeg, infoWord } from './info.js';
 import { type ParseTraceOptions, parseTrace, TraceFlag } from './parse.js';
 import {
   newResolvedEvents,
@@ -59,9 +59,10 @@ import {
   R_SPLIT,
   R_TOOBIG,
   type ResolvedEvents,
-  splitPieces,
   TraceResolver,
 } from './resolve.js';
+
+import { growSlotTable, splitSlot } from './slots.js';
 
 export { PfnHash, PfnTable, TraceBook } from './book.js';
 export { PIECE } from './info.js';
@@ -351,7 +352,7 @@ export class TraceReplayer {
    * resolver (this replayer's, or one that resolved the same trace from its start).
    */
   replay(r: ResolvedEvents): void {
-    if (this.slotv.length < 2 * r.slots) this.growSlots(r.slots);
+    this.slotv = growSlotTable(this.slotv, r.slots);
     if (r.slots > this.slotHigh) this.slotHigh = r.slots;
     const s = this.phys;
     const sv = this.slotv;
@@ -409,14 +410,8 @@ export class TraceReplayer {
     cnt[C_FREES]++;
     const idx = sv[2 * s];
     const info = sv[2 * s + 1];
-    const off = aux[ax++];
-    sv[2 * s] = -1;
-    let a = ax;
-    splitPieces(infoOrder(info), off, o, (pOff, pk) => {
-      const ps = aux[a++];
-      sv[2 * ps] = idx < 0 ? -1 : idx + pOff;
-      sv[2 * ps + 1] = infoPiece(info, pk);
-    });
+    const off = aux[ax];
+    const a = splitSlot(sv, s, o, aux, ax);
     if (idx < 0) {
       cnt[C_SKIPPED]++;
       return a;
@@ -427,14 +422,6 @@ export class TraceReplayer {
     cnt[C_HELD_PAGES] -= 1 << o;
     freePagesIdx(this.phys, idx + off, infoPool(info), o, infoSeg(info));
     return a;
-  }
-
-  private growSlots(n: number): void {
-    let cap = this.slotv.length;
-    while (cap < 2 * n) cap *= 2;
-    const v = new Int32Array(cap).fill(-1);
-    v.set(this.slotv);
-    this.slotv = v;
   }
 
   /** Record free blocks per order now. */

@@ -18,6 +18,28 @@ import { Pool } from '../core/params.js';
 import { idxIn, paOf, segDomain, segOfIdx, segOfPa } from '../core/segments.js';
 import type { LockedVmPhys } from './locked.js';
 
+/**
+ * The stacks of a per-CPU cache (this one and the lab's single-threaded copy): per key k (domain
+ * × nPool + pool), stacks[k] holds counts[k] page indices, the most recently freed on top.
+ * Plain numbers in and out, nothing allocated: both caches call these on every order-0 operation.
+ */
+
+/** Take the top page of stack k: its index, or -1 when the stack is empty. */
+export function stackPop(stacks: readonly Int32Array[], counts: Int32Array, k: number): number {
+  const n = counts[k];
+  if (n === 0) return -1;
+  counts[k] = n - 1;
+  return stacks[k][n - 1];
+}
+
+/** Put page idx on top of stack k (which has room); returns the new number of pages on it. */
+export function stackPush(stacks: readonly Int32Array[], counts: Int32Array, k: number, idx: number): number {
+  const n = counts[k];
+  stacks[k][n] = idx;
+  counts[k] = n + 1;
+  return n + 1;
+}
+
 /** Cache sizing. */
 export interface PcpuOptions {
   /** Pages moved per refill or drain (default 64). */
@@ -69,13 +91,11 @@ export class PcpuCache {
    */
   allocIdx(domain: number, pool: number): number {
     const k = domain * this.nPool + pool;
-    let n = this.counts[k];
-    if (n === 0) {
-      n = this.refill(domain, pool, k);
-      if (n === 0) return -1;
+    let idx = stackPop(this.stacks, this.counts, k);
+    if (idx < 0) {
+      if (this.refill(domain, pool, k) === 0) return -1;
+      idx = stackPop(this.stacks, this.counts, k);
     }
-    this.counts[k] = --n;
-    const idx = this.stacks[k][n];
     cacheTake(this.locked.vm.state, idx);
     return idx;
   }
@@ -117,12 +137,8 @@ export class PcpuCache {
     else this.putSlow(idx);
     const d = this.ndomains === 1 ? 0 : segDomain(s, segOfIdx(s, idx));
     const k = d * this.nPool + pool;
-    let st = this.stacks[k];
-    if (st.length === 0) st = this.stacks[k] = new Int32Array(this.capacity);
-    let n = this.counts[k];
-    st[n++] = idx;
-    this.counts[k] = n;
-    if (n >= this.capacity) this.give(d, pool, k, this.batch);
+    if (this.stacks[k].length === 0) this.stacks[k] = new Int32Array(this.capacity);
+    if (stackPush(this.stacks, this.counts, k, idx) >= this.capacity) this.give(d, pool, k, this.batch);
   }
 
   /** Give every cached page back to vm_phys; returns the number of pages returned. */

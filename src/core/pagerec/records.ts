@@ -97,75 +97,64 @@ function alloc(bytes: number, shared: boolean): ArrayBufferLike {
   return shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
 }
 
+/**
+ * How one field type is stored: its typed-array constructor and its little-endian DataView
+ * accessors (the 1-byte accessors ignore the endianness argument). `set` takes a number, or a
+ * BigInt for u64; `put` converts before calling it.
+ */
+interface TypeCodec {
+  readonly array: new (b: ArrayBufferLike) => FieldArray;
+  get(this: DataView, off: number, littleEndian: boolean): number | bigint;
+  set(this: DataView, off: number, v: number | bigint, littleEndian: boolean): void;
+}
+
+const DV = DataView.prototype;
+const CODECS: { readonly [T in LayoutField['type']]: TypeCodec } = {
+  u8: { array: Uint8Array, get: DV.getUint8, set: DV.setUint8 },
+  i8: { array: Int8Array, get: DV.getInt8, set: DV.setInt8 },
+  u16: { array: Uint16Array, get: DV.getUint16, set: DV.setUint16 },
+  i16: { array: Int16Array, get: DV.getInt16, set: DV.setInt16 },
+  u32: { array: Uint32Array, get: DV.getUint32, set: DV.setUint32 },
+  i32: { array: Int32Array, get: DV.getInt32, set: DV.setInt32 },
+  f64: { array: Float64Array, get: DV.getFloat64, set: DV.setFloat64 },
+  u64: { array: BigUint64Array, get: DV.getBigUint64, set: DV.setBigUint64 },
+};
+
 function arrayOf(type: LayoutField['type'], b: ArrayBufferLike): FieldArray {
-  switch (type) {
-    case 'u8':
-      return new Uint8Array(b);
-    case 'i8':
-      return new Int8Array(b);
-    case 'u16':
-      return new Uint16Array(b);
-    case 'i16':
-      return new Int16Array(b);
-    case 'u32':
-      return new Uint32Array(b);
-    case 'i32':
-      return new Int32Array(b);
-    case 'f64':
-      return new Float64Array(b);
-    case 'u64':
-      return new BigUint64Array(b);
-  }
+  return new CODECS[type].array(b);
 }
 
 /** Store a number or BigInt into a little-endian DataView at `off` as `type`. */
 function put(dv: DataView, off: number, type: LayoutField['type'], v: number | bigint): void {
-  switch (type) {
-    case 'u8':
-      dv.setUint8(off, Number(v));
-      return;
-    case 'i8':
-      dv.setInt8(off, Number(v));
-      return;
-    case 'u16':
-      dv.setUint16(off, Number(v), true);
-      return;
-    case 'i16':
-      dv.setInt16(off, Number(v), true);
-      return;
-    case 'u32':
-      dv.setUint32(off, Number(v), true);
-      return;
-    case 'i32':
-      dv.setInt32(off, Number(v), true);
-      return;
-    case 'f64':
-      dv.setFloat64(off, Number(v), true);
-      return;
-    case 'u64':
-      dv.setBigUint64(off, BigInt(v), true);
-      return;
-  }
+  CODECS[type].set.call(dv, off, type === 'u64' ? BigInt(v) : Number(v), true);
 }
 
+/** Read a little-endian value of `type` at `off` (a BigInt for u64). */
 function get(dv: DataView, off: number, type: LayoutField['type']): number | bigint {
-  switch (type) {
-    case 'u8':
-      return dv.getUint8(off);
-    case 'i8':
-      return dv.getInt8(off);
-    case 'u16':
-      return dv.getUint16(off, true);
-    case 'i16':
-      return dv.getInt16(off, true);
-    case 'u32':
-      return dv.getUint32(off, true);
-    case 'i32':
-      return dv.getInt32(off, true);
-    case 'f64':
-      return dv.getFloat64(off, true);
-    case 'u64':
-      return dv.getBigUint64(off, true);
+  return CODECS[type].get.call(dv, off, true);
+}
+
+/**
+ * Write n little-endian u64 values lo:hi, lo:hi + step, ... as 32-bit halves into i32 at word w,
+ * w + words, ... (one field of n consecutive records). The value wraps modulo 2^64.
+ */
+function writeU64Steps(
+  i32: Int32Array,
+  w: number,
+  words: number,
+  n: number,
+  lo: number,
+  hi: number,
+  step: number,
+): void {
+  for (let k = 0; k < n; k++, w += words) {
+    i32[w] = lo;
+    i32[w + 1] = hi;
+    lo += step;
+    if (lo >= TWO32) {
+      lo -= TWO32;
+      hi = (hi + 1) % TWO32;
+    }
   }
 }
 
@@ -446,35 +435,15 @@ export class PageRecords {
     if (physW.length + selfW.length > 0) {
       const i32 = this.i32s[b];
       for (let j = 0; j < physW.length; j++) {
-        let w = local * words + physW[j];
-        let lo = pa % TWO32;
-        let hi = (pa - lo) / TWO32;
-        const step = this.pageSize;
-        for (let k = 0; k < n; k++, w += words) {
-          i32[w] = lo;
-          i32[w + 1] = hi;
-          lo += step;
-          if (lo >= TWO32) {
-            lo -= TWO32;
-            hi++;
-          }
-        }
+        const w = local * words + physW[j];
+        const lo = pa % TWO32;
+        writeU64Steps(i32, w, words, n, lo, (pa - lo) / TWO32, this.pageSize);
       }
       for (let j = 0; j < selfW.length; j++) {
-        let w = local * words + selfW[j];
+        const w = local * words + selfW[j];
         const rel = idx * this.size + this.selfOff[j] + this.baseLo;
-        let lo = rel % TWO32;
-        let hi = (this.baseHi + (rel - lo) / TWO32) % TWO32;
-        const step = this.size;
-        for (let k = 0; k < n; k++, w += words) {
-          i32[w] = lo;
-          i32[w + 1] = hi;
-          lo += step;
-          if (lo >= TWO32) {
-            lo -= TWO32;
-            hi = (hi + 1) % TWO32;
-          }
-        }
+        const lo = rel % TWO32;
+        writeU64Steps(i32, w, words, n, lo, (this.baseHi + (rel - lo) / TWO32) % TWO32, this.size);
       }
     }
     const physF = this.physF;
