@@ -20,6 +20,7 @@ import { cachePut, cacheTake } from '../src/core/owner.js';
 import { finishInit } from '../src/core/pages.js';
 import { arm64, Pool, type Profile } from '../src/core/params.js';
 import { segEndIdx, segOfIdx } from '../src/core/segments.js';
+import { restore, snapshot } from '../src/core/snapshot.js';
 import { availPages, verify } from '../src/core/verify.js';
 import { type StartupMode, VmPhys } from '../src/core/vmphys.js';
 
@@ -365,8 +366,11 @@ function stateKey(vm: VmPhys): number {
 
 let totalOps = 0;
 
+/** Snapshots taken mid-run by the model (each restored and checked, and the run goes on in the copy). */
+let snapshotsRestored = 0;
+
 function runModel(l: Layout, mode: StartupMode, cmds: Cmd[]): void {
-  const vm = build(l, mode);
+  let vm = build(l, mode);
   const start = availPages(vm);
   const heldBits = new Uint8Array(vm.totalPages);
   const live: Held[] = [];
@@ -389,6 +393,14 @@ function runModel(l: Layout, mode: StartupMode, cmds: Cmd[]): void {
   };
   for (const c of cmds) {
     totalOps++;
+    // Every 499 operations (over all runs): snapshot, restore (restore verifies the whole state
+    // before it returns), check the copy is byte-identical, and go on in the copy.
+    if (totalOps % 499 === 0) {
+      const copy = restore(snapshot(vm), { shared: false });
+      assert.equal(stateKey(copy), stateKey(vm), 'a restored snapshot equals the machine it was taken from');
+      vm = copy;
+      snapshotsRestored++;
+    }
     const domain =
       c.t === 'alloc' || c.t === 'flalloc' || c.t === 'npages' || c.t === 'contig' ? c.domain % vm.ndomains : 0;
     switch (c.t) {
@@ -541,6 +553,8 @@ test('model: every run executes at least VMPHYS_MODEL_OPS operations and every m
   assert.equal(testsRun, TESTS, 'every layout × mode model test ran');
   console.log(`# model operations: ${totalOps}`);
   assert.ok(totalOps >= OPS, `only ${totalOps} operations, want ≥ ${OPS}`);
+  console.log(`# snapshots restored mid-run: ${snapshotsRestored}`);
+  assert.ok(snapshotsRestored >= OPS / 1000, `only ${snapshotsRestored} mid-run snapshots restored`);
   for (const [name] of MISUSES) {
     assert.ok((misuseCount.get(name) ?? 0) > 0, `the misuse "${name}" was never attempted`);
   }
