@@ -124,6 +124,31 @@ function splitPages(s: PhysState, idx: number, oind: number, qbase: number, orde
 }
 
 /**
+ * alloc_npages' take from one block of order oind at m, removed from its queue: hand out its pages
+ * into ma[i..] (each an order-0 unit with its ownership record) until npages are taken, and give
+ * the rest of the block back to `own`'s queues at their tails. Returns the new count i.
+ */
+function takePages(
+  s: PhysState,
+  m: number,
+  oind: number,
+  i: number,
+  npages: number,
+  ma: Int32Array,
+  own: number,
+  pool: number,
+): number {
+  const avail = i + (1 << oind);
+  const end = Math.min(npages, avail);
+  while (i < end) {
+    s.link[(m << 1) >>> 0] = ownRec(0);
+    ma[i++] = m++;
+  }
+  if (i === npages && avail > i) enqRange(s, m, avail - i, own, pool, true, segOfIdx(s, m - 1));
+  return i;
+}
+
+/**
  * The body of vm_phys_alloc_npages on page indices: up to npages pages (not contiguous), own
  * pool smallest orders first, then stealing largest first. Writes indices to ma; returns the count.
  */
@@ -139,16 +164,8 @@ export function allocNpagesIdx(s: PhysState, domain: number, pool: number, npage
       let m: number;
       while ((m = qHead(s, own + oind)) >= 0) {
         qRem(s, own + oind, m);
-        const avail = i + (1 << oind);
-        const end = Math.min(npages, avail);
-        while (i < end) {
-          s.link[(m << 1) >>> 0] = ownRec(0);
-          ma[i++] = m++;
-        }
-        if (i === npages) {
-          enqRange(s, m, avail - i, own, pool, true, segOfIdx(s, m - 1));
-          return npages;
-        }
+        i = takePages(s, m, oind, i, npages, ma, own, pool);
+        if (i === npages) return npages;
       }
     }
     const dfp = s.c.ctl[CTL.DEFAULT_FREEPOOL];
@@ -160,16 +177,8 @@ export function allocNpagesIdx(s: PhysState, domain: number, pool: number, npage
           qRem(s, q, m);
           noteSteal(s, pind, oind);
           finishInitOnDemand(s, m, oind);
-          const avail = i + (1 << oind);
-          const end = Math.min(npages, avail);
-          while (i < end) {
-            s.link[(m << 1) >>> 0] = ownRec(0);
-            ma[i++] = m++;
-          }
-          if (i === npages) {
-            enqRange(s, m, avail - i, own, pool, true, segOfIdx(s, m - 1));
-            return npages;
-          }
+          i = takePages(s, m, oind, i, npages, ma, own, pool);
+          if (i === npages) return npages;
         }
       }
     }
